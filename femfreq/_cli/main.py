@@ -1,0 +1,69 @@
+"""Entry point of the ``femfreq`` command.
+
+Each subcommand lives in its own module of this package, which defines a module
+docstring (its first line is the help text), ``add_args(parser)`` and
+``run(args) -> int``. They are discovered here, so adding a subcommand is adding
+a module.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import pkgutil
+import sys
+
+from .. import __version__
+
+_PREFERRED_ORDER = ["mesh", "info", "modes", "sweep", "plot", "cluster", "calibrate", "bench"]
+
+
+def _subcommands():
+    import femfreq._cli as pkg
+
+    names = [m.name for m in pkgutil.iter_modules(pkg.__path__) if not m.name.startswith("_") and m.name != "main"]
+    order = {n: i for i, n in enumerate(_PREFERRED_ORDER)}
+    return sorted(names, key=lambda n: (order.get(n, len(order)), n))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser with every subcommand registered."""
+    parser = argparse.ArgumentParser(
+        prog="femfreq",
+        description="Frequency response of finite-element rod structures, swept over a dask cluster.",
+    )
+    parser.add_argument("--version", action="version", version=f"femfreq {__version__}")
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="more log output (-vv for debug)")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+    for name in _subcommands():
+        module = importlib.import_module(f"femfreq._cli.{name}")
+        doc = (module.__doc__ or name).strip()
+        first = doc.splitlines()[0]
+        p = sub.add_parser(name, help=first, description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+        module.add_args(p)
+        p.set_defaults(func=module.run)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the command line ``femfreq ARGS`` and return the exit code."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    level = [logging.WARNING, logging.INFO, logging.DEBUG][min(args.verbose, 2)]
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        return int(args.func(args) or 0)
+    except KeyboardInterrupt:
+        print("femfreq: interrupted", file=sys.stderr)
+        return 130
+    except (ValueError, TypeError, OSError, RuntimeError) as exc:
+        if args.verbose >= 2:
+            raise
+        print(f"femfreq: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

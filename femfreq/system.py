@@ -1,0 +1,260 @@
+"""The discrete system every solver works on.
+
+A :class:`System` holds the reduced (free-DOF) matrices ``K, C, M``, the load
+vector ``b``, the structural damping factor ``g`` and the output DOF. It knows
+how to form the dynamic stiffness
+
+    A(omega) = (1 + i g) K + i omega C - omega^2 M
+
+quickly at any frequency: the union sparsity pattern of K, C and M is computed
+once, with the three value arrays aligned to it, so forming ``A`` is one
+``O(nnz)`` vector operation and every ``A(omega)`` shares one pattern (which
+lets sparse direct solvers reuse their symbolic analysis).
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+
+import numpy as np
+import scipy.sparse as sp
+
+__all__ = ["System", "as_system"]
+
+
+def _as_sparse(name, A, n=None):
+    if sp.issparse(A):
+        A = sp.csc_matrix(A)
+    else:
+        A = np.asarray(A)
+        if A.ndim != 2:
+            raise ValueError(f"{name} must be a 2-D matrix (has shape {A.shape})")
+        A = sp.csc_matrix(A)
+    if A.shape[0] != A.shape[1]:
+        raise ValueError(f"{name} must be square (has shape {A.shape})")
+    if n is not None and A.shape != (n, n):
+        raise ValueError(f"{name} has shape {A.shape}; expected ({n}, {n}) like K")
+    if np.iscomplexobj(A.data):
+        if np.any(A.data.imag != 0):
+            raise ValueError(
+                f"{name} must be real (it has complex entries); give hysteretic "
+                "damping through g, K(1 + i g), not a complex K"
+            )
+        A = sp.csc_matrix(A.real)
+    A = A.astype(np.float64)
+    bad = ~np.isfinite(A.data)
+    if bad.any():
+        k = int(np.flatnonzero(bad)[0])
+        col = int(np.searchsorted(A.indptr, k, side="right") - 1)
+        raise ValueError(
+            f"{name} has a non-finite entry {A.data[k]} at row {A.indices[k]}, column {col}"
+        )
+    return A
+
+
+@dataclass(frozen=True, eq=False)
+class System:
+    """Reduced matrices of one structure and the load and outputs of a sweep.
+
+    Parameters
+    ----------
+    K, C, M : (n, n) sparse or dense real matrices
+        Stiffness, viscous damping and mass on the free DOF. ``C`` may be
+        ``None`` (no viscous damping).
+    b : (n,) array
+        Load distribution vector; the load at frequency ``omega`` is ``P(omega) b``.
+    g : float, optional
+        Structural (hysteretic) damping factor: the stiffness becomes ``K (1 + i g)``.
+    output_dofs : (k,) int array, optional
+        0-based indices of the DOF whose response is kept (default: all).
+    name : str, optional
+        A label for logs and result files.
+
+    Notes
+    -----
+    After construction ``K, C, M`` are float64 CSC matrices; ``pattern`` is
+    the CSC union pattern ``(indptr, indices)`` and ``k_values``,
+    ``c_values``, ``m_values`` the matrices' values on it.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from femfreq.system import System
+    >>> s = System(K=[[2.0]], C=[[0.1]], M=[[1.0]], b=[1.0])
+    >>> A = s.dynamic_matrix(1.0)
+    >>> complex(A[0, 0])
+    (1+0.1j)
+    """
+
+    K: sp.csc_matrix
+    C: sp.csc_matrix | None
+    M: sp.csc_matrix
+    b: np.ndarray
+    g: float = 0.0
+    output_dofs: np.ndarray | None = None
+    name: str = "system"
+    token: str = field(default_factory=lambda: uuid.uuid4().hex)
+
+    def __post_init__(self):
+        K = _as_sparse("K", self.K)
+        n = K.shape[0]
+        if n == 0:
+            raise ValueError("K is empty (0 x 0): the model has no free DOF")
+        C = sp.csc_matrix((n, n)) if self.C is None else _as_sparse("C", self.C, n)
+        M = _as_sparse("M", self.M, n)
+        b = np.asarray(self.b)
+        if b.ndim == 2 and 1 in b.shape:
+            b = b.ravel()
+        if b.shape != (n,):
+            raise ValueError(f"b must have shape ({n},) like K (has shape {b.shape})")
+        b = b.astype(np.complex128 if np.iscomplexobj(b) else np.float64)
+        if not np.all(np.isfinite(b)):
+            raise ValueError(f"b has a non-finite entry at index {int(np.flatnonzero(~np.isfinite(b))[0])}")
+        g = float(self.g)
+        if not np.isfinite(g) or g < 0:
+            raise ValueError(f"structural damping g must be finite and >= 0 (got {self.g})")
+        if self.output_dofs is None:
+            out = np.arange(n, dtype=np.int64)
+        else:
+            out = np.asarray(self.output_dofs)
+            if out.ndim != 1 or out.size == 0:
+                raise ValueError(f"output_dofs must be a non-empty 1-D index array (has shape {out.shape})")
+            if not np.issubdtype(out.dtype, np.integer):
+                if not np.all(np.mod(out, 1) == 0):
+                    raise ValueError(f"output_dofs must be integers (got {out[:5]}...)")
+            out = out.astype(np.int64)
+            bad = (out < 0) | (out >= n)
+            if bad.any():
+                raise ValueError(
+                    f"output DOF {int(out[bad][0])} is out of range 0..{n - 1}"
+                )
+        set_ = object.__setattr__
+        set_(self, "K", K)
+        set_(self, "C", C)
+        set_(self, "M", M)
+        set_(self, "b", b)
+        set_(self, "g", g)
+        set_(self, "output_dofs", out)
+        self._align()
+
+    # -- pattern -------------------------------------------------------------
+    def _align(self):
+        n = self.n
+        mats = [self.K.tocoo(), self.C.tocoo(), self.M.tocoo()]
+        rows = np.concatenate([m.row for m in mats]).astype(np.int64)
+        cols = np.concatenate([m.col for m in mats]).astype(np.int64)
+        # column-major key so that the unique keys come out in CSC order
+        keys = cols * n + rows
+        uniq, inverse = np.unique(keys, return_inverse=True)
+        nnz = uniq.size
+        values = []
+        start = 0
+        for m in mats:
+            v = np.zeros(nnz)
+            np.add.at(v, inverse[start : start + m.nnz], m.data)
+            values.append(v)
+            start += m.nnz
+        indices = (uniq % n).astype(np.int32 if n < 2**31 else np.int64)
+        indptr = np.zeros(n + 1, dtype=np.int64)
+        np.add.at(indptr, uniq // n + 1, 1)
+        indptr = np.cumsum(indptr).astype(indices.dtype)
+        set_ = object.__setattr__
+        set_(self, "pattern", (indptr, indices))
+        set_(self, "k_values", values[0])
+        set_(self, "c_values", values[1])
+        set_(self, "m_values", values[2])
+
+    @property
+    def n(self) -> int:
+        """Number of (free) DOF."""
+        return self.K.shape[0]
+
+    @property
+    def nnz(self) -> int:
+        """Number of stored entries of the union pattern of K, C and M."""
+        return self.k_values.size
+
+    @property
+    def is_symmetric(self) -> bool:
+        """True if K, C and M are all symmetric (to round-off)."""
+        for A in (self.K, self.C, self.M):
+            d = abs(A - A.T)
+            scale = abs(A).max() if A.nnz else 0.0
+            if d.nnz and d.max() > 1e-12 * scale:
+                return False
+        return True
+
+    def values(self, omega: float) -> np.ndarray:
+        """Values of ``A(omega)`` on :attr:`pattern` (complex, length nnz)."""
+        omega = float(omega)
+        return (
+            (1.0 + 1j * self.g) * self.k_values
+            + (1j * omega) * self.c_values
+            - omega**2 * self.m_values
+        )
+
+    def dynamic_matrix(self, omega: float) -> sp.csc_matrix:
+        """``A(omega) = (1 + i g) K + i omega C - omega^2 M`` as a CSC matrix.
+
+        Parameters
+        ----------
+        omega : float
+            Angular frequency in rad/s.
+        """
+        indptr, indices = self.pattern
+        return sp.csc_matrix((self.values(omega), indices, indptr), shape=(self.n, self.n))
+
+    def residuals(self, omega: float, x: np.ndarray, load: complex) -> tuple[float, float]:
+        """Relative residual and normwise backward error of a solution.
+
+        Parameters
+        ----------
+        omega : float
+            Angular frequency (rad/s).
+        x : (n,) complex array
+            Full solution vector.
+        load : complex
+            Load spectrum value ``P(omega)``.
+
+        Returns
+        -------
+        rel_residual : float
+            ``||A x - P b|| / ||P b||`` (2-norms).
+        backward_error : float
+            ``||A x - P b|| / (||A||_F ||x|| + ||P b||)``.
+        """
+        A = self.dynamic_matrix(omega)
+        rhs = load * self.b
+        r = np.linalg.norm(A @ x - rhs)
+        nb = np.linalg.norm(rhs)
+        na = np.linalg.norm(A.data)
+        rel = r / nb if nb > 0 else (0.0 if r == 0 else np.inf)
+        den = na * np.linalg.norm(x) + nb
+        bwd = r / den if den > 0 else 0.0
+        return float(rel), float(bwd)
+
+
+def as_system(K, C=None, M=None, b=None, *, g=0.0, output_dofs=None, name="system") -> System:
+    """Build a :class:`System` from matrices, checking shapes and values.
+
+    Parameters
+    ----------
+    K, C, M : (n, n) sparse or dense real matrices
+        ``C`` may be ``None``. ``M`` is required.
+    b : (n,) array
+        Load distribution vector.
+    g : float, optional
+        Structural damping factor.
+    output_dofs : (k,) int array, optional
+        0-based output DOF (default all).
+
+    Returns
+    -------
+    System
+    """
+    if M is None:
+        raise ValueError("M (the mass matrix) is required")
+    if b is None:
+        raise ValueError("b (the load vector) is required")
+    return System(K=K, C=C, M=M, b=b, g=g, output_dofs=output_dofs, name=name)

@@ -1,0 +1,71 @@
+"""System: validation and the dynamic stiffness against dense algebra."""
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from femfreq.system import System, as_system
+
+
+def _random_spd(n, rng):
+    A = rng.standard_normal((n, n))
+    return sp.csr_matrix(A @ A.T + n * np.eye(n))
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.integers(1, 8), st.floats(0, 1e3), st.floats(0, 0.1), st.integers(0, 2**31))
+def test_dynamic_matrix_matches_dense(n, omega, g, seed):
+    rng = np.random.default_rng(seed)
+    K, C, M = _random_spd(n, rng), _random_spd(n, rng) * 0.01, _random_spd(n, rng)
+    s = System(K=K, C=C, M=M, b=np.ones(n), g=g)
+    expected = (1 + 1j * g) * K.toarray() + 1j * omega * C.toarray() - omega**2 * M.toarray()
+    np.testing.assert_allclose(s.dynamic_matrix(omega).toarray(), expected, rtol=1e-13, atol=1e-12)
+
+
+def test_pattern_is_shared_and_covers_all_matrices():
+    K = sp.diags([2.0, 2.0, 2.0]) + sp.diags([-1.0, -1.0], 1) + sp.diags([-1.0, -1.0], -1)
+    M = sp.eye(3)
+    C = sp.csr_matrix(([0.5], ([0], [2])), shape=(3, 3))
+    s = System(K=K, C=C + C.T, M=M, b=[1, 0, 0])
+    assert s.nnz == 9
+    A1, A2 = s.dynamic_matrix(1.0), s.dynamic_matrix(7.0)
+    np.testing.assert_array_equal(A1.indptr, A2.indptr)
+    np.testing.assert_array_equal(A1.indices, A2.indices)
+
+
+def test_residuals_of_exact_solution_are_tiny():
+    rng = np.random.default_rng(0)
+    K, M = _random_spd(6, rng), _random_spd(6, rng)
+    s = System(K=K, C=0.01 * K, M=M, b=rng.standard_normal(6))
+    omega, load = 3.0, 2 - 1j
+    x = np.linalg.solve(s.dynamic_matrix(omega).toarray(), load * s.b)
+    rel, bwd = s.residuals(omega, x, load)
+    assert rel < 1e-12 and bwd < 1e-14
+    rel_bad, _ = s.residuals(omega, 1.01 * x, load)
+    assert rel_bad > 1e-3
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        (dict(K=np.ones((2, 3)), M=np.eye(2), b=[1, 1]), r"square \(has shape \(2, 3\)\)"),
+        (dict(K=np.eye(2), M=np.eye(3), b=[1, 1]), r"M has shape \(3, 3\)"),
+        (dict(K=np.eye(2), M=np.eye(2), b=[1, 1, 1]), r"b must have shape \(2,\)"),
+        (dict(K=[[1.0, np.nan], [0, 1]], M=np.eye(2), b=[1, 1]), r"non-finite entry nan at row 0, column 1"),
+        (dict(K=np.eye(2) * (1 + 1j), M=np.eye(2), b=[1, 1]), "must be real"),
+        (dict(K=np.eye(2), M=np.eye(2), b=[1, np.inf]), "b has a non-finite entry at index 1"),
+        (dict(K=np.eye(2), M=np.eye(2), b=[1, 1], output_dofs=[0, 2]), "output DOF 2 is out of range 0..1"),
+        (dict(K=np.eye(2), M=np.eye(2), b=[1, 1], g=-0.1), "g must be finite and >= 0"),
+    ],
+)
+def test_bad_input_is_rejected(kwargs, match):
+    kwargs.setdefault("C", None)
+    with pytest.raises(ValueError, match=match):
+        System(**kwargs)
+
+
+def test_as_system_requires_mass():
+    with pytest.raises(ValueError, match="mass matrix"):
+        as_system(np.eye(2), None, None, [1, 1])
