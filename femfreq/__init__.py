@@ -14,6 +14,9 @@ A four-step tutorial:
 
 __version__ = "0.1.0"
 
-__all__ = ["__version__", "System", "as_system"]
+__all__ = ["__version__", "Model", "System", "SweepResult", "as_system", "load_model", "read_results", "solve"]
 
+from .model import Model, load_model
+from .results import SweepResult, read_results
+from .sweep import solve
 from .system import System, as_system

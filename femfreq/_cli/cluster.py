@@ -1,0 +1,126 @@
+"""Start a long-lived dask cluster (local or from a host file) for femfreq sweeps.
+
+Starts a scheduler and workers, prints the scheduler address and the dashboard
+URL, and waits until Ctrl-C. Sweeps then connect to it with
+``femfreq sweep ... --scheduler ADDRESS`` or ``femfreq.solve(..., cluster=ADDRESS)``.
+
+Local (default): worker processes on this machine, listening on --host (loopback
+by default). With --hostfile: over SSH, the scheduler on the file's first host and
+one worker per line, TLS by default (the certificates are written to --cert-dir,
+or to a temporary directory removed at exit; give clients that directory).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+import tempfile
+import time
+
+from .. import cluster as _cluster
+
+
+def add_args(parser):
+    """Register the ``femfreq cluster`` options."""
+    where = parser.add_argument_group("where")
+    where.add_argument("--hostfile", metavar="FILE",
+                       help="start over SSH on the hosts of FILE (one per line, '#' comments, repeats = more workers)")
+    where.add_argument("--workers", type=int, default=None, metavar="N",
+                       help="local workers (default: one per core)")
+    where.add_argument("--threads-per-worker", type=int, default=1, metavar="T", help="threads per worker (default 1)")
+    where.add_argument("--host", default="127.0.0.1",
+                       help="local cluster: interface to listen on (default 127.0.0.1; others need --tls)")
+    where.add_argument("--scheduler-port", type=int, default=8786, metavar="P",
+                       help="scheduler port (default 8786; 0 for any free port)")
+    where.add_argument("--no-dashboard", action="store_true", help="do not start the dashboard")
+    where.add_argument("--timeout", type=float, default=120.0, metavar="S",
+                       help="seconds to wait for the workers (default 120)")
+    sec = parser.add_argument_group("security")
+    sec.add_argument("--tls", action="store_true", help="use TLS (the default with --hostfile)")
+    sec.add_argument("--no-tls", action="store_true",
+                     help="host file without TLS: anyone who can reach the port can run code as you")
+    sec.add_argument("--cert-dir", metavar="DIR",
+                     help="TLS certificates ca.pem, cert.pem, key.pem in DIR (created if missing)")
+    ssh = parser.add_argument_group("ssh (with --hostfile)")
+    ssh.add_argument("--ssh-port", type=int, default=None, help="SSH port (default 22)")
+    ssh.add_argument("--ssh-user", default=None, help="SSH user name (default: yours)")
+    ssh.add_argument("--ssh-key", action="append", default=None, metavar="FILE",
+                     help="private key file (repeatable; default: your SSH agent and ~/.ssh keys)")
+    ssh.add_argument("--known-hosts", default=None, metavar="FILE",
+                     help="known_hosts file, or 'none' to skip host key checks (default ~/.ssh/known_hosts)")
+    ssh.add_argument("--remote-python", default=None, metavar="PATH",
+                     help=f"Python on the hosts (default {sys.executable})")
+
+
+def _connect_options(args) -> dict:
+    opts = {}
+    if args.ssh_port is not None:
+        opts["port"] = args.ssh_port
+    if args.ssh_user:
+        opts["username"] = args.ssh_user
+    if args.ssh_key:
+        opts["client_keys"] = list(args.ssh_key)
+    if args.known_hosts is not None:
+        opts["known_hosts"] = None if args.known_hosts.lower() == "none" else args.known_hosts
+    return opts
+
+
+def run(args) -> int:
+    """Start the cluster, print how to reach it, wait for Ctrl-C."""
+    if args.tls and args.no_tls:
+        raise ValueError("--tls and --no-tls contradict each other")
+    if args.hostfile is None and any(
+        v is not None for v in (args.ssh_port, args.ssh_user, args.ssh_key, args.known_hosts, args.remote_python)
+    ):
+        raise ValueError("the --ssh-* options, --known-hosts and --remote-python need --hostfile")
+    use_tls = args.tls or args.cert_dir is not None or (args.hostfile is not None and not args.no_tls)
+    if args.hostfile is None and not use_tls and args.host not in ("127.0.0.1", "localhost", "::1"):
+        print(f"femfreq: warning: listening on {args.host} without TLS: anyone who can reach "
+              f"port {args.scheduler_port} can run code as you (add --tls)", file=sys.stderr)
+    tmp_certs = None
+    security = False if args.hostfile is not None else None
+    cert_dir = args.cert_dir
+    if use_tls:
+        if cert_dir is None:
+            tmp_certs = cert_dir = tempfile.mkdtemp(prefix="femfreq-tls-")
+        security = _cluster.make_security(cert_dir, create=True)
+    try:
+        with _cluster.open_client(
+            "local",
+            n_workers=args.workers if args.hostfile is None else None,
+            threads_per_worker=args.threads_per_worker,
+            hostfile=args.hostfile,
+            security=security,
+            dashboard=not args.no_dashboard,
+            scheduler_port=args.scheduler_port,
+            host=args.host,
+            connect_options=_connect_options(args) if args.hostfile else None,
+            remote_python=args.remote_python,
+            timeout=args.timeout,
+        ) as client:
+            address = client.scheduler.address
+            link = _cluster.dashboard_link(client)
+            n = len(client.scheduler_info().get("workers", {}))
+            print(f"scheduler: {address}")
+            print(f"dashboard: {link or 'not available (install bokeh>=3.1 for it)'}")
+            print(f"workers: {n}")
+            hint = f"femfreq sweep MODEL --scheduler {address}"
+            if use_tls:
+                print(f"tls certificates: {os.path.abspath(cert_dir)}"
+                      + (" (temporary: removed when the cluster stops)" if tmp_certs else ""))
+                d = os.path.abspath(cert_dir)
+                hint += f" --tls-ca {d}/ca.pem --tls-cert {d}/cert.pem --tls-key {d}/key.pem"
+            print(f"connect with: {hint}")
+            print("press Ctrl-C to stop", flush=True)
+            try:
+                while client.status == "running":
+                    time.sleep(0.5)
+            except KeyboardInterrupt:
+                print("stopping the cluster", flush=True)
+                return 0
+            print("femfreq: error: lost the scheduler", file=sys.stderr)
+            return 1
+    finally:
+        if tmp_certs is not None:
+            shutil.rmtree(tmp_certs, ignore_errors=True)

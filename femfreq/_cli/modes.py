@@ -1,0 +1,53 @@
+"""Natural frequencies (Hz) of a model; with -o, mode shapes exported for ParaView.
+
+Prints the k lowest natural frequencies. With ``-o modes.vtu`` (or .xdmf, any meshio
+format) it writes each mass-normalised mode shape as a nodal vector field
+``mode_<i>`` on the mesh (on the rods themselves for models without a triangle mesh).
+
+Examples:
+    femfreq modes rod -k 5
+    femfreq modes satellite --level 2 -k 20 -o sat_modes.vtu
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def add_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("model", help="a model file (.toml) or the name of a shipped model (satellite, beam, rod)")
+    parser.add_argument("--level", type=int, default=None, help="mesh refinement level (default: the file's)")
+    parser.add_argument("-k", type=int, default=10, help="number of modes (default 10)")
+    parser.add_argument("-o", "--output", type=Path, default=None, help="write the mode shapes (e.g. modes.vtu)")
+
+
+def write_modes(path, model, freqs_hz, shapes_full) -> Path:
+    """Write mode shapes as nodal (n, 2) vector fields ``mode_1 ... mode_k``."""
+    fields = {f"mode_{i + 1}": shapes_full[:, i].reshape(-1, 2) for i in range(len(freqs_hz))}
+    if model.mesh is not None:
+        from femfreq.mesh import write_mesh
+
+        return write_mesh(path, model.mesh, point_data=fields)
+    import meshio
+    import numpy as np
+
+    points = np.column_stack([model.points, np.zeros(model.n_nodes)])
+    data = {k: np.column_stack([v, np.zeros(model.n_nodes)]) for k, v in fields.items()}
+    meshio.write(path, meshio.Mesh(points, [("line", model.edges)], point_data=data))
+    return Path(path)
+
+
+def run(args: argparse.Namespace) -> int:
+    from femfreq.model import load_model
+
+    model = load_model(args.model, level=args.level)
+    freqs, shapes = model.modes(args.k)
+    print(f"# {model.name}: {model.n_free} free DOF; {len(freqs)} lowest natural frequencies")
+    print(f"{'mode':>4}  {'f (Hz)':>14}")
+    for i, f in enumerate(freqs, 1):
+        print(f"{i:>4}  {f:>14.6f}")
+    if args.output is not None:
+        path = write_modes(args.output, model, freqs, shapes)
+        print(f"mode shapes written to {path}")
+    return 0

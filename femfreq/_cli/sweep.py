@@ -1,0 +1,94 @@
+"""Solve the frequency sweep of a model and write the HDF5 result file.
+
+Examples:
+  femfreq sweep satellite                       # default level, embedded dask cluster
+  femfreq sweep satellite --level 5 --method fast -o sat5.h5 --plot plots/
+  femfreq sweep models/beam.toml --freqs 0:500:201 --serial
+  femfreq sweep satellite --scheduler tcp://10.0.0.5:8786 --resume -o sat.h5
+  femfreq sweep --matrices input.mat -o result.mat   # matrices built in MATLAB
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+
+def add_args(parser):
+    parser.add_argument("model", nargs="?", help="model name (satellite, beam, rod) or a .toml model file")
+    parser.add_argument("--level", type=int, help="mesh refinement level (default: the model's)")
+    parser.add_argument("--matrices", metavar="FILE.mat", help="solve K, C, M, b, freqs, P from a .mat file (MATLAB route)")
+    parser.add_argument("--freqs", metavar="SPEC",
+                        help="frequencies in Hz: 'start:stop:n', 'log:start:stop:n' or a comma list "
+                             "(default: the rfft bins of the load history)")
+    parser.add_argument("--n-fft", type=int, help="FFT length of the load history (default: the model's)")
+    parser.add_argument("--method", choices=["direct", "fast"], default="direct",
+                        help="direct solve per frequency, or the certified reduced-order sweep (default direct)")
+    parser.add_argument("--solver", default="auto", help="direct solver: auto, superlu, pardiso (default auto)")
+    parser.add_argument("--tol", type=float, default=1e-6, help="relative residual that certifies a frequency (default 1e-6)")
+    parser.add_argument("-g", "--structural-damping", type=float, dest="g", help="structural damping g, K(1 + i g)")
+    where = parser.add_mutually_exclusive_group()
+    where.add_argument("--serial", action="store_true", help="solve in this process, without dask")
+    where.add_argument("--scheduler", metavar="ADDRESS", help="an existing dask scheduler (tcp://... or tls://...)")
+    where.add_argument("--hostfile", metavar="FILE", help="start a cluster over SSH on these hosts")
+    parser.add_argument("--workers", type=int, help="workers of the embedded local cluster (default: one per core)")
+    parser.add_argument("--tls-ca", help="TLS CA file for a tls:// scheduler")
+    parser.add_argument("--tls-cert", help="TLS client certificate (with the key, or see --tls-key)")
+    parser.add_argument("--tls-key", help="TLS client key")
+    parser.add_argument("-o", "--output", help="result file (.h5; .mat with --matrices); default <model>.h5")
+    parser.add_argument("--resume", action="store_true", help="continue an interrupted sweep in the result file")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing result file")
+    parser.add_argument("--skip-singular", action="store_true", help="skip singular frequencies (0 Hz of a free model)")
+    parser.add_argument("--plot", metavar="DIR", nargs="?", const=".", help="also write FRF/time/mesh PNGs into DIR")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def _security(args):
+    if not (args.tls_ca or args.tls_cert):
+        return None
+    from distributed.security import Security
+
+    return Security(tls_ca_file=args.tls_ca, tls_client_cert=args.tls_cert, tls_client_key=args.tls_key,
+                    require_encryption=True)
+
+
+def run(args) -> int:
+    import femfreq
+
+    if (args.model is None) == (args.matrices is None):
+        raise ValueError("give a model (name or .toml file) or --matrices FILE.mat, not both and not neither")
+    cluster = None if args.serial else (args.scheduler or "local")
+    common = dict(method=args.method, solver=args.solver, tol=args.tol, cluster=cluster, hostfile=args.hostfile,
+                  n_workers=args.workers, security=_security(args), resume=args.resume,
+                  overwrite=args.overwrite, skip_singular=args.skip_singular, progress=not args.no_progress)
+    t0 = time.perf_counter()
+    if args.matrices:
+        from femfreq import matlab
+
+        out = Path(args.output or Path(args.matrices).with_suffix("").name + "_result.mat")
+        h5 = out.with_suffix(".h5")
+        inp = matlab.read_mat_input(args.matrices)
+        result = femfreq.solve(inp["system"], freqs_hz=inp["freqs_hz"], load=inp["load"], out=h5,
+                               g=args.g, **common)
+        matlab.write_mat_result(out, result)
+        print(f"wrote {out} (and {h5})")
+        return 0
+    model = femfreq.load_model(args.model, level=args.level)
+    out = Path(args.output or f"{model.name}.h5")
+    freqs = None
+    if args.freqs:
+        freqs = args.freqs if ":" in args.freqs else [float(v) for v in args.freqs.split(",")]
+    print(f"{model.name}: {model.n_free} free DOF, {len(model.edges)} rods", file=sys.stderr)
+    result = femfreq.solve(model, freqs_hz=freqs, n_fft=args.n_fft, g=args.g, out=out, **common)
+    elapsed = time.perf_counter() - t0
+    n = len(result.freqs_hz)
+    worst = float(max(result.rel_residual)) if n else 0.0
+    print(f"wrote {out}: {n} frequencies x {result.response.shape[1]} output DOF in {elapsed:.1f} s "
+          f"(max relative residual {worst:.1e})")
+    if args.plot is not None:
+        from femfreq import plots
+
+        for path in plots.plot_all(result, args.plot, model=model):
+            print(f"wrote {path}")
+    return 0

@@ -1,0 +1,457 @@
+"""Figures of a sweep: FRF, time response, load, mesh, residuals (matplotlib).
+
+Every function builds a :class:`matplotlib.figure.Figure` directly (no pyplot
+state, no global backend switch, safe in worker threads and in notebooks),
+saves it when a ``path`` is given (PNG, PDF, SVG ... by the extension) and
+returns it. Results are a :class:`~femfreq.results.SweepResult`, a result file
+path, or a ``(freqs_hz, response)`` pair.
+
+Units: frequencies in Hz and times in s. Lengths and forces are in the model's
+own consistent units; name them with the result attributes ``length_unit`` and
+``force_unit`` (e.g. ``"m"``, ``"N"``), otherwise the labels say "length" and "force".
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+
+import numpy as np
+
+__all__ = ["plot_frf", "plot_time", "plot_load", "plot_mesh", "plot_residuals"]
+
+logger = logging.getLogger(__name__)
+
+_COLORS = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#17becf", "#8c564b", "#e377c2"]
+_DPI = 150
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _figure(nrows=1, *, height=3.0, width=8.0, sharex=True, height_ratios=None):
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(width, height * nrows), layout="constrained")
+    axes = fig.subplots(nrows, 1, sharex=sharex, squeeze=False, height_ratios=height_ratios)[:, 0]
+    for ax in axes:
+        ax.grid(True, which="major", alpha=0.35)
+        ax.grid(True, which="minor", alpha=0.12)
+    return fig, axes
+
+
+def _save(fig, path):
+    if path is not None:
+        path = os.fspath(path)
+        directory = os.path.dirname(path)
+        if directory:
+            os.makedirs(directory, exist_ok=True)
+        fig.savefig(path, dpi=_DPI)
+        logger.info("wrote %s", path)
+    return fig
+
+
+def _as_result(result):
+    from .results import SweepResult, read_results
+
+    if isinstance(result, (str, os.PathLike)):
+        return read_results(result)
+    if isinstance(result, SweepResult):
+        return result
+    if isinstance(result, tuple) and len(result) == 2:
+        return SweepResult(freqs_hz=result[0], response=result[1])
+    if hasattr(result, "freqs_hz") and hasattr(result, "response"):
+        return result
+    raise TypeError(
+        f"expected a SweepResult, a result file path or a (freqs_hz, response) pair (got {type(result).__name__})"
+    )
+
+
+def _units(result):
+    attrs = {**getattr(result, "model", {}), **getattr(result, "attrs", {})}
+    return str(attrs.get("length_unit", "length")), str(attrs.get("force_unit", "force"))
+
+
+def _title(result, what):
+    attrs = getattr(result, "attrs", {}) or {}
+    name = attrs.get("model_name")
+    level = (getattr(result, "model", {}) or {}).get("source_level", attrs.get("level"))
+    head = f"{name} (level {level})" if name and level is not None else (str(name) if name else "")
+    return f"{head}: {what}" if head else what[:1].upper() + what[1:]
+
+
+def _labels(result, n_out):
+    labels = getattr(result, "labels", None)
+    if labels is not None and len(labels) == n_out:
+        return list(labels)
+    return [f"output {j}" for j in range(n_out)]
+
+
+def _pick(values, max_lines):
+    """Indices of the (at most max_lines) columns with the largest peak |value|, largest first."""
+    peak = np.nanmax(np.abs(values), axis=0) if values.size else np.zeros(values.shape[1])
+    peak = np.where(np.isfinite(peak), peak, -np.inf)
+    return np.argsort(-peak, kind="stable")[:max_lines]
+
+
+def _auto_t_max(t, *series, rel=1e-3):
+    """The end of the interesting part: the last time any series exceeds rel * its peak, plus 20%."""
+    last = t[0]
+    for y in series:
+        y = np.abs(np.asarray(y, float).reshape(t.size, -1)).max(axis=1)
+        peak = y.max() if y.size else 0.0
+        if peak > 0:
+            last = max(last, t[np.flatnonzero(y > rel * peak)[-1]])
+    span = t[-1] - t[0]
+    return float(min(t[-1], max(last + 0.2 * (last - t[0]), t[0] + 0.1 * span)))
+
+
+def _note_partial(ax, result):
+    done = np.asarray(getattr(result, "done", np.ones(len(result.freqs_hz), bool)), dtype=bool)
+    if not done.all():
+        ax.text(0.99, 0.97, f"partial: {done.sum()} of {done.size} frequencies done", transform=ax.transAxes,
+                ha="right", va="top", fontsize=8, color="#b22222",
+                bbox=dict(boxstyle="round,pad=0.3", fc="white", ec="#b22222", alpha=0.85))
+
+
+# --------------------------------------------------------------------------- FRF
+
+
+def plot_frf(result, path=None, *, quantity="frf", max_lines=4):
+    """Magnitude (log scale) and phase versus frequency at the output DOF.
+
+    With more than ``max_lines`` outputs, the ``max_lines`` with the largest peak
+    are drawn and the RMS over all outputs, ``sqrt(mean_j |H_j|^2)``, is added as an
+    envelope.
+
+    Parameters
+    ----------
+    result : SweepResult, path or (freqs_hz (F,), response (F, n_out)) pair
+    path : str or path-like, optional
+        Where to save the figure.
+    quantity : {"frf", "response"}
+        ``"frf"``: the transfer function ``x / P`` (receptance; equal to ``x`` for a
+        unit load); ``"response"``: the response spectrum ``x = H P``.
+    max_lines : int
+        Number of individual outputs drawn.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        Two axes: magnitude and phase (degrees).
+
+    Raises
+    ------
+    ValueError
+        An unknown ``quantity``, or no frequency done.
+    """
+    result = _as_result(result)
+    if quantity not in ("frf", "response"):
+        raise ValueError(f"quantity must be 'frf' or 'response' (got {quantity!r})")
+    freqs = np.asarray(result.freqs_hz, dtype=float)
+    H = np.asarray(result.frf if quantity == "frf" and hasattr(result, "frf") else result.response, dtype=complex)
+    done = np.asarray(getattr(result, "done", np.ones(freqs.size, bool)), dtype=bool)
+    if not done.any():
+        raise ValueError("no frequency is done in this result: nothing to plot")
+    H = np.where(done[:, None], H, np.nan)
+    n_out = H.shape[1]
+    L, F = _units(result)
+    labels = _labels(result, n_out)
+    sel = _pick(H, max(1, int(max_lines)))
+    order = np.argsort(freqs, kind="stable")
+    f = freqs[order]
+    fig, (ax_mag, ax_ph) = _figure(2, height_ratios=[1.6, 1])
+    marker = "." if done.sum() <= 60 else None
+    for c, j in enumerate(sel):
+        mag = np.abs(H[order, j])
+        ax_mag.plot(f, mag, color=_COLORS[c % len(_COLORS)], lw=1.1, marker=marker, label=labels[j])
+        ax_ph.plot(f, np.degrees(np.angle(H[order, j])), color=_COLORS[c % len(_COLORS)], lw=0.9, marker=marker)
+    if n_out > 1:
+        rms = np.sqrt(np.nanmean(np.abs(H[order]) ** 2, axis=1))
+        ax_mag.plot(f, rms, color="black", lw=2.0, ls="--", alpha=0.8, label=f"RMS of all {n_out} outputs")
+    ax_mag.set_yscale("log")
+    if quantity == "frf":
+        ax_mag.set_ylabel(f"|x / P|  [{L}/{F}]")
+        what = "receptance x/P at the output DOF"
+    else:
+        ax_mag.set_ylabel(f"|x|  [{L}]")
+        what = "response spectrum at the output DOF"
+    ax_mag.set_title(_title(result, what))
+    shown = f"{len(sel)} of {n_out} outputs (largest peaks)" if len(sel) < n_out else None
+    ax_mag.legend(loc="best", fontsize=8, title=shown, title_fontsize=8, framealpha=0.9)
+    ax_ph.set_ylabel("phase  [deg]")
+    ax_ph.set_ylim(-185, 185)
+    ax_ph.set_yticks([-180, -90, 0, 90, 180])
+    ax_ph.set_xlabel("frequency  [Hz]")
+    ax_ph.set_xlim(f[0], f[-1] if f[-1] > f[0] else f[0] + 1)
+    _note_partial(ax_mag, result)
+    return _save(fig, path)
+
+
+# --------------------------------------------------------------------------- time
+
+
+def plot_time(result, path=None, *, max_lines=4, show_load=True, t_max=None):
+    """Time response at the output DOF (and the load history above it).
+
+    Parameters
+    ----------
+    result : SweepResult or path
+        Must hold a time response (``result.t``), i.e. a sweep on an FFT grid.
+    path : str or path-like, optional
+    max_lines : int
+        Outputs drawn individually (largest peak displacement); with more outputs,
+        the band between the minimum and maximum over all of them is shaded.
+    show_load : bool
+        Add a panel with the load history ``irfft(P)``.
+    t_max : float, optional
+        End of the time axis in s; by default where the load and the response have
+        decayed below 0.1% of their peaks (plus 20%); ``numpy.inf`` for the whole window.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+
+    Raises
+    ------
+    ValueError
+        If the result has no time response.
+    """
+    result = _as_result(result)
+    t = getattr(result, "t", None)
+    x = getattr(result, "time_response", None)
+    if t is None or x is None:
+        raise ValueError("this result has no time response (the frequencies were not an FFT grid of a load history)")
+    t, x = np.asarray(t, float), np.asarray(x, float)
+    if x.ndim == 1:
+        x = x[:, None]
+    n_out = x.shape[1]
+    L, F = _units(result)
+    labels = _labels(result, n_out)
+    P = getattr(result, "load_spectrum", None)
+    load = None
+    if show_load and P is not None and len(P) == t.size // 2 + 1:
+        from .spectra import to_time
+
+        load = to_time(np.asarray(P), t.size)
+    fig, axes = _figure(2 if load is not None else 1, height=2.6 if load is not None else 3.6,
+                        height_ratios=[1, 1.8] if load is not None else None)
+    if load is not None:
+        ax_load = axes[0]
+        ax_load.plot(t, load, color="#444444", lw=0.8)
+        ax_load.set_ylabel(f"load P(t)  [{F}]")
+        ax_load.set_title(_title(result, "load history and time response"))
+    ax = axes[-1]
+    if n_out > max_lines:
+        ax.fill_between(t, x.min(axis=1), x.max(axis=1), color="#9fb7d4", alpha=0.45, lw=0,
+                        label=f"range of all {n_out} outputs")
+    for c, j in enumerate(_pick(x, max(1, int(max_lines)))):
+        ax.plot(t, x[:, j], color=_COLORS[c % len(_COLORS)], lw=0.9, label=labels[j])
+    ax.set_ylabel(f"displacement  [{L}]")
+    ax.set_xlabel("time  [s]")
+    t_end = _auto_t_max(t, x, *([] if load is None else [load])) if t_max is None else min(float(t_max), t[-1])
+    ax.set_xlim(t[0], t_end)
+    ax.legend(loc="upper right", fontsize=8, framealpha=0.9)
+    if load is None:
+        ax.set_title(_title(result, "time response at the output DOF"))
+    _note_partial(ax, result)
+    return _save(fig, path)
+
+
+# --------------------------------------------------------------------------- load
+
+
+def plot_load(t, f, freqs_hz, P, path=None, *, title="Load history and spectrum", force_unit="force", t_max=None):
+    """The load history and the magnitude of its spectrum.
+
+    Parameters
+    ----------
+    t : (n,) array_like
+        Times in s.
+    f : (n,) array_like
+        Force samples.
+    freqs_hz : (F,) array_like
+    P : (F,) complex array_like
+        ``rfft`` of the history (:func:`femfreq.spectra.load_spectrum`).
+    path : str or path-like, optional
+    title : str
+    force_unit : str
+    t_max : float, optional
+        End of the time axis in s; by default where the history has decayed below
+        0.1% of its peak (plus 20%); ``numpy.inf`` for the whole history.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        Two axes: history vs time, ``|P|`` (log scale) vs frequency.
+
+    Raises
+    ------
+    ValueError
+        Mismatched lengths.
+    """
+    t, f = np.asarray(t, float), np.asarray(f, float)
+    freqs_hz, P = np.asarray(freqs_hz, float), np.asarray(P)
+    if t.shape != f.shape or t.ndim != 1:
+        raise ValueError(f"t and f must be 1-D of the same length (have {t.shape} and {f.shape})")
+    if freqs_hz.shape != P.shape or freqs_hz.ndim != 1:
+        raise ValueError(f"freqs_hz and P must be 1-D of the same length (have {freqs_hz.shape} and {P.shape})")
+    fig, (ax_t, ax_f) = _figure(2, sharex=False)
+    ax_t.plot(t, f, color="#444444", lw=0.8)
+    ax_t.set_xlabel("time  [s]")
+    ax_t.set_ylabel(f"force  [{force_unit}]")
+    ax_t.set_xlim(t[0], _auto_t_max(t, f) if t_max is None else min(float(t_max), t[-1]))
+    ax_t.set_title(title)
+    mag = np.abs(P)
+    ax_f.plot(freqs_hz, np.where(mag > 0, mag, np.nan), color="#1f77b4", lw=0.9)
+    ax_f.set_yscale("log")
+    ax_f.set_xlabel("frequency  [Hz]")
+    ax_f.set_ylabel(f"|P(f)|  [{force_unit}]")
+    ax_f.set_xlim(freqs_hz.min(), freqs_hz.max())
+    return _save(fig, path)
+
+
+# --------------------------------------------------------------------------- mesh
+
+
+def plot_mesh(points, edges, path=None, *, fixed_nodes=None, load_nodes=None, output_nodes=None,
+              load_direction=None, title=None, length_unit="length"):
+    """The rods of a model with the fixed, loaded and output nodes marked.
+
+    Parameters
+    ----------
+    points : (n, 2) array_like
+        Node coordinates.
+    edges : (e, 2) int array_like
+        Rods as pairs of 0-based node indices.
+    path : str or path-like, optional
+    fixed_nodes, load_nodes, output_nodes : int array_like, optional
+        Node indices to mark (triangles, a star/arrow, circles).
+    load_direction : (2,) array_like, optional
+        Draw the load as an arrow in this direction.
+    title : str, optional
+    length_unit : str
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+
+    Raises
+    ------
+    ValueError
+        Bad shapes or node indices out of range.
+    """
+    from matplotlib.collections import LineCollection
+
+    points = np.asarray(points, dtype=float)
+    edges = np.asarray(edges, dtype=np.int64)
+    if points.ndim != 2 or points.shape[1] != 2 or points.shape[0] == 0:
+        raise ValueError(f"points must have shape (n, 2) (has {points.shape})")
+    if edges.size == 0:
+        edges = edges.reshape(0, 2)
+    if edges.ndim != 2 or edges.shape[1] != 2:
+        raise ValueError(f"edges must have shape (e, 2) (has {edges.shape})")
+    n = points.shape[0]
+    if edges.size and (edges.min() < 0 or edges.max() >= n):
+        raise ValueError(f"edges refer to node {int(edges.max() if edges.max() >= n else edges.min())}; nodes are 0..{n - 1}")
+    sets = {}
+    for name, nodes in (("fixed_nodes", fixed_nodes), ("load_nodes", load_nodes), ("output_nodes", output_nodes)):
+        if nodes is None:
+            continue
+        nodes = np.unique(np.asarray(nodes, dtype=np.int64).ravel())
+        if nodes.size and (nodes.min() < 0 or nodes.max() >= n):
+            bad = nodes[(nodes < 0) | (nodes >= n)][0]
+            raise ValueError(f"{name} has node {int(bad)}; nodes are 0..{n - 1}")
+        sets[name] = nodes
+    lo, hi = points.min(axis=0), points.max(axis=0)
+    span = np.maximum(hi - lo, 1e-12)
+    width = 9.0
+    height = float(np.clip(width * span[1] / span[0], 3.0, 9.0))
+    fig, (ax,) = _figure(1, width=width, height=height)
+    big = edges.shape[0] > 20000
+    lw = 0.6 if edges.shape[0] < 3000 else (0.3 if not big else 0.12)
+    lines = LineCollection(points[edges], colors="#5a6b7b", linewidths=lw, rasterized=big, zorder=1)
+    ax.add_collection(lines)
+    ms = 28 if n < 5000 else 14
+    if "fixed_nodes" in sets:
+        p = points[sets["fixed_nodes"]]
+        ax.scatter(p[:, 0], p[:, 1], marker="^", s=ms, c="black", zorder=3, label=f"fixed ({len(p)} nodes)")
+    if "output_nodes" in sets:
+        p = points[sets["output_nodes"]]
+        ax.scatter(p[:, 0], p[:, 1], marker="o", s=ms, facecolors="none", edgecolors="#1f77b4", linewidths=1.2,
+                   zorder=4, label=f"output ({len(p)} nodes)")
+    if "load_nodes" in sets:
+        p = points[sets["load_nodes"]]
+        ax.scatter(p[:, 0], p[:, 1], marker="*", s=3 * ms + 40, c="#d62728", zorder=5,
+                   label=f"load ({len(p)} node{'s' if len(p) != 1 else ''})")
+        if load_direction is not None:
+            d = np.asarray(load_direction, dtype=float).ravel()
+            if d.shape == (2,) and np.linalg.norm(d) > 0:
+                d = d / np.linalg.norm(d) * 0.12 * span.max()
+                for q in p:
+                    ax.annotate("", xy=q + d, xytext=q, zorder=6,
+                                arrowprops=dict(arrowstyle="-|>", color="#d62728", lw=1.8))
+    pad = 0.04 * span.max()
+    ax.set_xlim(lo[0] - pad, hi[0] + pad)
+    ax.set_ylim(lo[1] - pad, hi[1] + pad)
+    ax.set_aspect("equal")
+    ax.set_xlabel(f"x  [{length_unit}]")
+    ax.set_ylabel(f"y  [{length_unit}]")
+    ax.set_title(title or f"Mesh: {n:,} nodes, {edges.shape[0]:,} rods")
+    if sets:
+        ax.legend(loc="best", fontsize=8, framealpha=0.9)
+    return _save(fig, path)
+
+
+# --------------------------------------------------------------------------- residuals
+
+
+def plot_residuals(result, path=None):
+    """Relative residual and backward error of every frequency, by solution method.
+
+    Parameters
+    ----------
+    result : SweepResult or path
+    path : str or path-like, optional
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        One axis, log scale; a dotted line at the ``tol`` attribute when present.
+
+    Raises
+    ------
+    ValueError
+        If no frequency is done.
+    """
+    result = _as_result(result)
+    freqs = np.asarray(result.freqs_hz, float)
+    done = np.asarray(getattr(result, "done", np.ones(freqs.size, bool)), dtype=bool)
+    if not done.any():
+        raise ValueError("no frequency is done in this result: nothing to plot")
+    rel = np.asarray(result.rel_residual, float)
+    bwd = np.asarray(result.backward_error, float)
+    method = np.asarray(getattr(result, "method", np.ones(freqs.size)), dtype=int)
+    fig, (ax,) = _figure(1, height=3.6)
+    floor = np.finfo(float).tiny
+    names = {1: "direct", 2: "fast"}
+    for m, name in names.items():
+        sel = done & (method == m)
+        if not sel.any():
+            continue
+        c = "#1f77b4" if m == 1 else "#ff7f0e"
+        ax.scatter(freqs[sel], np.maximum(rel[sel], floor), s=9, color=c, marker="o",
+                   label=f"relative residual ‖Ax − Pb‖/‖Pb‖ ({name})", zorder=3)
+        ax.scatter(freqs[sel], np.maximum(bwd[sel], floor), s=9, color=c, marker="x", alpha=0.6,
+                   label=f"backward error ({name})", zorder=2)
+    tol = (getattr(result, "attrs", {}) or {}).get("tol")
+    if tol is not None and np.isfinite(tol):
+        ax.axhline(float(tol), color="#b22222", ls=":", lw=1.2, label=f"tol = {float(tol):g}")
+    ax.axhline(np.finfo(float).eps, color="gray", ls="--", lw=0.8, label="machine epsilon")
+    ax.set_yscale("log")
+    ax.set_xlabel("frequency  [Hz]")
+    ax.set_ylabel("residual  [-]")
+    ax.set_title(_title(result, "accuracy of every frequency"))
+    ax.legend(loc="best", fontsize=8, framealpha=0.9)
+    _note_partial(ax, result)
+    return _save(fig, path)

@@ -1,0 +1,810 @@
+"""The HDF5 result file of a sweep: writer (checkpointing, resume) and reader.
+
+Layout (one file per sweep; complex numbers as h5py's compound ``(r, i)``)::
+
+    /                  attrs: format="femfreq-results", format_version=1, femfreq_version,
+                              created, status ("running" | "complete"), method, solver,
+                              model_name, n_fft, dt, ... (timings after finish())
+    /freqs_hz          (F,) float64
+    /load_spectrum     (F,) complex128          P(omega)
+    /response          (F, n_out) complex128    x at the output DOF (NaN where not done)
+    /done              (F,) bool                which frequencies are written
+    /rel_residual      (F,) float64             ||A x - P b|| / ||P b||
+    /backward_error    (F,) float64
+    /method            (F,) int8                0 not done, 1 direct, 2 fast
+    /outputs/node      (n_out,) int64           0-based node id
+    /outputs/direction (n_out,) int8            0 = x, 1 = y
+    /outputs/dof       (n_out,) int64           full DOF index (2 node + direction)
+    /outputs/xy        (n_out, 2) float64       node coordinates
+    /time/t            (n_fft,) float64         (NaN until written, at the end)
+    /time/response     (n_fft, n_out) float64
+    /chunks            (R,) compound, resizable: start, count, worker, t_start, t_end
+                       (a row is used when count > 0)
+    /model             attrs: model summary and parameters
+    /versions          attrs: femfreq, numpy, scipy, h5py, hdf5, dask, distributed, python
+
+Crash safety. Every dataset is created at its full size with its storage
+allocated up front (``H5D_ALLOC_TIME_EARLY``, contiguous layout except the
+``/chunks`` table whose chunks are allocated too), in a temporary file that is
+renamed into place. After that a chunk of results only overwrites raw data in
+place: the HDF5 metadata on disk never changes while the sweep runs, so a
+client killed at any moment (SIGKILL) leaves a file whose structure is the one
+written at creation. Rows are written and flushed *before* their ``done`` flags
+are set and flushed, so ``done`` never claims a row that is not on disk. Only
+the rare growth of ``/chunks`` (more chunks than frequencies, after resumes) and
+:meth:`ResultWriter.finish` touch metadata. The file uses the default (oldest)
+superblock, which has no "file open for writing" flag, so a crashed file opens
+normally for reading and for resuming (no ``h5clear`` needed).
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import logging
+import os
+import sys
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+__all__ = ["ResultWriter", "SweepResult", "read_results", "FORMAT", "FORMAT_VERSION"]
+
+logger = logging.getLogger(__name__)
+
+FORMAT = "femfreq-results"
+FORMAT_VERSION = 1
+_WORKER_LEN = 64
+_METHOD_NAMES = {0: "not done", 1: "direct", 2: "fast"}
+
+
+def _chunk_dtype():
+    import h5py
+
+    return np.dtype(
+        [
+            ("start", "<i8"),
+            ("count", "<i8"),
+            ("worker", h5py.string_dtype("utf-8", _WORKER_LEN)),
+            ("t_start", "<f8"),
+            ("t_end", "<f8"),
+        ]
+    )
+
+
+# --------------------------------------------------------------------------- reader
+
+
+@dataclass
+class SweepResult:
+    """The results of a sweep, as read from a result file (or built by the sweep).
+
+    Attributes
+    ----------
+    freqs_hz : (F,) float64
+    response : (F, n_out) complex128
+        Response at the output DOF, ``x = H(omega) P(omega) b``; NaN where not done.
+    done : (F,) bool
+    rel_residual, backward_error : (F,) float64
+    method : (F,) int8
+        0 not done, 1 direct, 2 fast.
+    load_spectrum : (F,) complex128
+        ``P(omega)``.
+    outputs : dict
+        ``node (n_out,) int64``, ``direction (n_out,) int8``, ``dof (n_out,) int64``,
+        ``xy (n_out, 2) float64``.
+    t : (n_fft,) float64 or None
+    time_response : (n_fft, n_out) float64 or None
+    attrs : dict
+        Root attributes (status, method, solver, model_name, n_fft, dt, timings ...).
+    chunks : dict of arrays
+        ``start, count, t_start, t_end`` (R,) and ``worker`` (R,) str, one per chunk written.
+    model, versions : dict
+    path : str or None
+    """
+
+    freqs_hz: np.ndarray
+    response: np.ndarray
+    done: np.ndarray | None = None
+    rel_residual: np.ndarray | None = None
+    backward_error: np.ndarray | None = None
+    method: np.ndarray | None = None
+    load_spectrum: np.ndarray | None = None
+    outputs: dict = field(default_factory=dict)
+    t: np.ndarray | None = None
+    time_response: np.ndarray | None = None
+    attrs: dict = field(default_factory=dict)
+    chunks: dict = field(default_factory=dict)
+    model: dict = field(default_factory=dict)
+    versions: dict = field(default_factory=dict)
+    path: str | None = None
+
+    def __post_init__(self):
+        self.freqs_hz = np.asarray(self.freqs_hz, dtype=np.float64)
+        self.response = np.asarray(self.response, dtype=np.complex128)
+        if self.response.ndim == 1:
+            self.response = self.response[:, None]
+        F = self.freqs_hz.shape[0]
+        if self.done is None:
+            self.done = np.ones(F, dtype=bool)
+        if self.method is None:
+            self.method = np.where(self.done, 1, 0).astype(np.int8)
+        for name in ("rel_residual", "backward_error"):
+            if getattr(self, name) is None:
+                setattr(self, name, np.full(F, np.nan))
+        if not self.outputs:
+            dof = np.arange(self.response.shape[1], dtype=np.int64)
+            self.outputs = _normalise_outputs({"dof": dof})
+
+    @property
+    def n_freqs(self) -> int:
+        """Number of frequencies F."""
+        return int(self.freqs_hz.shape[0])
+
+    @property
+    def n_out(self) -> int:
+        """Number of output DOF."""
+        return int(self.response.shape[1])
+
+    @property
+    def status(self) -> str:
+        """``"running"`` (interrupted or in progress) or ``"complete"``."""
+        return str(self.attrs.get("status", "complete" if bool(np.all(self.done)) else "running"))
+
+    @property
+    def complete(self) -> bool:
+        """True when the sweep finished (``status == "complete"``) and every frequency is done."""
+        return self.status == "complete" and bool(np.all(self.done))
+
+    @property
+    def frf(self) -> np.ndarray:
+        """(F, n_out) complex: the transfer function ``x / P`` (NaN where ``P == 0``)."""
+        if self.load_spectrum is None:
+            return self.response.copy()
+        P = np.asarray(self.load_spectrum)[:, None]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return np.where(P != 0, self.response / np.where(P != 0, P, 1), np.nan + 0j)
+
+    @property
+    def labels(self) -> list[str]:
+        """A label per output DOF, e.g. ``"node 12 y"``."""
+        nodes = self.outputs.get("node", np.arange(self.n_out))
+        dirs = self.outputs.get("direction", np.zeros(self.n_out, dtype=np.int8))
+        return [f"node {int(n)} {'xy'[int(d)] if int(d) in (0, 1) else '?'}" for n, d in zip(nodes, dirs)]
+
+    @property
+    def missing(self) -> np.ndarray:
+        """(m,) int64 indices of the frequencies not done."""
+        return np.flatnonzero(~np.asarray(self.done, dtype=bool))
+
+
+def read_results(path) -> SweepResult:
+    """Read a result file written by :class:`ResultWriter`.
+
+    A file from an interrupted sweep reads fine: rows not done are NaN and
+    ``done`` says which are there (``result.complete`` is False).
+
+    Parameters
+    ----------
+    path : str or path-like
+
+    Returns
+    -------
+    SweepResult
+
+    Raises
+    ------
+    FileNotFoundError
+        If the file does not exist.
+    ValueError
+        If the file is not HDF5 or not a femfreq result file (the message names the path).
+    """
+    import h5py
+
+    path = os.fspath(path)
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"result file {path!r} does not exist")
+    if not h5py.is_hdf5(path):
+        raise ValueError(f"{path!r} is not an HDF5 file, so not a femfreq result file")
+    with _open_for_reading(path) as h5:
+        return _result_from_h5(h5, path)
+
+
+def _result_from_h5(h5, path) -> SweepResult:
+    """Build a SweepResult from an open result file."""
+    if _attr_str(h5.attrs.get("format")) != FORMAT:
+        raise ValueError(f"{path!r} is not a femfreq result file (no format={FORMAT!r} attribute in '/')")
+    version = int(h5.attrs.get("format_version", 0))
+    if version > FORMAT_VERSION:
+        raise ValueError(f"{path!r} has result format version {version}; this femfreq reads up to {FORMAT_VERSION}")
+    done = h5["done"][()].astype(bool)
+    t = h5["time/t"][()]
+    time_response = h5["time/response"][()]
+    if t.size == 0 or not np.isfinite(t[0]):
+        t, time_response = None, None
+    table = h5["chunks"][()]
+    table = table[table["count"] > 0]
+    chunks = {name: table[name] for name in ("start", "count", "t_start", "t_end")}
+    chunks["worker"] = np.array([_attr_str(w) for w in table["worker"]], dtype=object)
+    return SweepResult(
+        freqs_hz=h5["freqs_hz"][()],
+        response=h5["response"][()],
+        done=done,
+        rel_residual=h5["rel_residual"][()],
+        backward_error=h5["backward_error"][()],
+        method=h5["method"][()],
+        load_spectrum=h5["load_spectrum"][()],
+        outputs={name: h5[f"outputs/{name}"][()] for name in ("node", "direction", "dof", "xy")},
+        t=t,
+        time_response=time_response,
+        attrs=_read_attrs(h5.attrs),
+        chunks=chunks,
+        model=_read_attrs(h5["model"].attrs),
+        versions=_read_attrs(h5["versions"].attrs),
+        path=str(path),
+    )
+
+
+def _open_for_reading(path):
+    import h5py
+
+    try:
+        return h5py.File(path, "r")
+    except OSError as exc:
+        # a sweep still writing holds an exclusive lock; the metadata does not change while
+        # it runs (see the module docstring), so reading without the lock is safe
+        if "lock" not in str(exc).lower():
+            raise
+        logger.info("%s is locked by a running sweep; reading it without the lock", path)
+        return h5py.File(path, "r", locking=False)
+
+
+def _attr_str(value):
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    if isinstance(value, np.ndarray) and value.dtype.kind in "SO" and value.ndim == 0:
+        return _attr_str(value[()])
+    return value if isinstance(value, str) else (None if value is None else str(value))
+
+
+def _read_attrs(attrs) -> dict:
+    out = {}
+    for key, value in attrs.items():
+        if isinstance(value, bytes):
+            value = value.decode("utf-8", "replace")
+        if isinstance(value, str) and value[:1] in "{[":
+            try:
+                value = json.loads(value)
+            except ValueError:
+                pass
+        elif isinstance(value, np.generic):
+            value = value.item()
+        elif isinstance(value, np.ndarray) and value.dtype.kind in "OSU":
+            value = [v.decode("utf-8", "replace") if isinstance(v, bytes) else str(v) for v in value.ravel()]
+        out[key] = value
+    return out
+
+
+# --------------------------------------------------------------------------- writer
+
+
+def _normalise_outputs(outputs) -> dict:
+    """Outputs dict -> node, direction, dof (n_out,), xy (n_out, 2); fill what follows from dof."""
+    if outputs is None:
+        raise ValueError("outputs is required: a dict with at least 'dof' (or 'node' and 'direction')")
+    if not isinstance(outputs, dict):
+        raise TypeError(f"outputs must be a dict with keys node, direction, dof, xy (got {type(outputs).__name__})")
+    unknown = set(outputs) - {"node", "direction", "dof", "xy"}
+    if unknown:
+        raise ValueError(f"unknown outputs keys {sorted(unknown)}; expected node, direction, dof, xy")
+    arrays = {k: np.asarray(v) for k, v in outputs.items() if v is not None}
+    if "dof" in arrays:
+        dof = arrays["dof"].astype(np.int64).ravel()
+        node = arrays["node"].astype(np.int64).ravel() if "node" in arrays else dof // 2
+        direction = arrays["direction"].astype(np.int8).ravel() if "direction" in arrays else (dof % 2).astype(np.int8)
+    elif "node" in arrays and "direction" in arrays:
+        node = arrays["node"].astype(np.int64).ravel()
+        direction = arrays["direction"].astype(np.int8).ravel()
+        dof = 2 * node + direction
+    else:
+        raise ValueError("outputs needs 'dof' or both 'node' and 'direction'")
+    n_out = dof.shape[0]
+    if n_out == 0:
+        raise ValueError("outputs selects no DOF (n_out = 0)")
+    for name, arr in (("node", node), ("direction", direction)):
+        if arr.shape != (n_out,):
+            raise ValueError(f"outputs[{name!r}] has {arr.shape[0]} entries; outputs['dof'] has {n_out}")
+    if np.any(dof < 0) or np.any(node < 0) or np.any((direction != 0) & (direction != 1)):
+        raise ValueError("outputs: node and dof must be >= 0 and direction 0 (x) or 1 (y)")
+    if "xy" in arrays:
+        xy = arrays["xy"].astype(np.float64)
+        if xy.shape != (n_out, 2):
+            raise ValueError(f"outputs['xy'] must have shape ({n_out}, 2) (has {xy.shape})")
+    else:
+        xy = np.full((n_out, 2), np.nan)
+    return {"node": node, "direction": direction, "dof": dof, "xy": xy}
+
+
+def _versions() -> dict:
+    from importlib import metadata
+
+    import h5py
+
+    out = {}
+    for name in ("femfreq", "numpy", "scipy", "h5py", "dask", "distributed", "numba", "matplotlib"):
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = "not installed"
+    out["hdf5"] = h5py.version.hdf5_version
+    out["python"] = sys.version.split()[0]
+    return out
+
+
+def _attr_value(value):
+    """A value h5py can store as an attribute (dicts and lists of mixed types become JSON)."""
+    if isinstance(value, dict):
+        return json.dumps(value, default=_json_default)
+    if isinstance(value, (list, tuple)):
+        arr = np.asarray(value)
+        if arr.dtype.kind in "biuf" or (arr.dtype.kind == "U" and arr.ndim == 1):
+            return arr.astype(str).astype(object) if arr.dtype.kind == "U" else arr
+        return json.dumps(value, default=_json_default)
+    if isinstance(value, Path):
+        return str(value)
+    return value
+
+
+def _json_default(obj):
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    return str(obj)
+
+
+def _write_attrs(attrs_obj, values: dict):
+    for key, value in values.items():
+        if value is None:
+            continue
+        try:
+            attrs_obj[key] = _attr_value(value)
+        except (TypeError, ValueError) as exc:
+            raise TypeError(f"attribute {key!r} = {value!r} cannot be stored in HDF5 ({exc})") from None
+
+
+def _early_dcpl():
+    from h5py import h5d, h5p
+
+    dcpl = h5p.create(h5p.DATASET_CREATE)
+    dcpl.set_alloc_time(h5d.ALLOC_TIME_EARLY)
+    return dcpl
+
+
+class ResultWriter:
+    """Writes a sweep's results to HDF5 as chunks arrive; resumable after a crash.
+
+    Use :meth:`create` (a context manager)::
+
+        with ResultWriter.create("out.h5", freqs_hz=f, load_spectrum=P, outputs=outs,
+                                 attrs={"model_name": "beam", "n_fft": 4096, "dt": 5e-4},
+                                 resume=True) as w:
+            todo = np.flatnonzero(~w.done)
+            for chunk in run(todo):
+                w.write_chunk(chunk)
+            w.write_time(t, x_t)
+            w.finish(timings={"wall_s": 12.3})
+
+    Leaving the block without :meth:`finish` (an exception) keeps the status
+    ``"running"``: the file is readable and resumable.
+    """
+
+    def __init__(self, h5, path: str, n_fft: int | None):
+        """Internal: use :meth:`create`."""
+        self._h5 = h5
+        self.path = path
+        self.n_fft = n_fft
+        self._done = h5["done"][()].astype(bool)
+        self.n_freqs = int(h5["freqs_hz"].shape[0])
+        self.n_out = int(h5["response"].shape[1])
+        counts = h5["chunks"]["count"]
+        used = np.flatnonzero(counts > 0)
+        self._n_chunks = int(used[-1] + 1) if used.size else 0
+        self.finished = False
+
+    # ------------------------------------------------------------------ creation
+    @classmethod
+    def create(
+        cls,
+        path,
+        *,
+        freqs_hz,
+        load_spectrum=None,
+        outputs,
+        attrs=None,
+        model=None,
+        n_fft=None,
+        resume=False,
+        overwrite=False,
+    ) -> "ResultWriter":
+        """Create (or, with ``resume``, reopen) a result file.
+
+        Parameters
+        ----------
+        path : str or path-like
+        freqs_hz : (F,) array_like
+            Frequencies of the sweep in Hz.
+        load_spectrum : (F,) complex array_like or scalar, optional
+            ``P(omega)`` at each frequency; default 1 (unit load).
+        outputs : dict
+            ``node (n_out,)``, ``direction (n_out,)`` (0 x, 1 y), ``dof (n_out,)`` (full
+            DOF index), ``xy (n_out, 2)``. Given only ``dof``, node = dof // 2 and
+            direction = dof % 2; ``xy`` defaults to NaN.
+        attrs : dict, optional
+            Root attributes: ``method, solver, model_name, n_fft, dt`` and anything else
+            (dicts are stored as JSON). A ``"model"`` entry (dict) goes to ``/model``.
+        model : dict, optional
+            Model summary and parameters, stored as attributes of ``/model``.
+        n_fft : int, optional
+            Length of the time response (defaults to ``attrs["n_fft"]``); without it
+            :meth:`write_time` is not available.
+        resume : bool
+            Reopen an existing file and keep what it holds; the frequencies, load
+            spectrum and outputs must match. A missing file is created.
+        overwrite : bool
+            Replace an existing file.
+
+        Returns
+        -------
+        ResultWriter
+
+        Raises
+        ------
+        FileExistsError
+            If the file exists and neither ``resume`` nor ``overwrite`` is given.
+        ValueError
+            Bad arguments; with ``resume``, a file that is not a femfreq result file or
+            whose frequencies, load spectrum or outputs differ (named in the message).
+        """
+        import h5py
+
+        path = os.fspath(path)
+        if resume and overwrite:
+            raise ValueError("pass either resume=True or overwrite=True, not both")
+        freqs_hz = np.asarray(freqs_hz, dtype=np.float64)
+        if freqs_hz.ndim != 1 or freqs_hz.size == 0:
+            raise ValueError(f"freqs_hz must be a non-empty 1-D array (has shape {freqs_hz.shape})")
+        if not np.all(np.isfinite(freqs_hz)) or np.any(freqs_hz < 0):
+            bad = np.flatnonzero(~np.isfinite(freqs_hz) | (freqs_hz < 0))[0]
+            raise ValueError(f"freqs_hz must be finite and >= 0 (has {float(freqs_hz[bad])!r} at position {bad})")
+        F = freqs_hz.size
+        if load_spectrum is None:
+            P = np.ones(F, dtype=np.complex128)
+        else:
+            P = np.asarray(load_spectrum, dtype=np.complex128)
+            if P.ndim == 0:
+                P = np.full(F, P)
+        if P.shape != (F,):
+            raise ValueError(f"load_spectrum must have shape ({F},) like freqs_hz (has {P.shape})")
+        if not np.all(np.isfinite(P)):
+            raise ValueError(f"load_spectrum has a non-finite value at position {np.flatnonzero(~np.isfinite(P))[0]}")
+        outs = _normalise_outputs(outputs)
+        attrs = dict(attrs or {})
+        model = dict(model or {})
+        if isinstance(attrs.get("model"), dict):
+            model = {**attrs.pop("model"), **model}
+        if n_fft is None and attrs.get("n_fft") is not None:
+            n_fft = attrs["n_fft"]
+        if n_fft is not None:
+            n_fft = int(n_fft)
+            if n_fft < 2:
+                raise ValueError(f"n_fft must be >= 2 (got {n_fft})")
+            attrs["n_fft"] = n_fft
+
+        exists = os.path.exists(path)
+        if exists and resume:
+            h5 = cls._open_existing(path)
+            try:
+                cls._check_matches(h5, path, freqs_hz, P, outs)
+                stored_nfft = h5["time/t"].shape[0] or None
+            except BaseException:
+                h5.close()
+                raise
+            writer = cls(h5, path, stored_nfft)
+            logger.info("resuming %s: %d of %d frequencies already done", path, writer._done.sum(), F)
+            return writer
+        if exists and not overwrite:
+            raise FileExistsError(
+                f"result file {path!r} already exists; pass resume=True (--resume) to continue it "
+                "or overwrite=True (--overwrite) to replace it"
+            )
+        tmp = f"{path}.tmp-{os.getpid()}"
+        try:
+            with h5py.File(tmp, "w") as h5:
+                cls._layout(h5, freqs_hz, P, outs, attrs, model, n_fft)
+            os.replace(tmp, path)
+        finally:
+            if os.path.exists(tmp):
+                os.remove(tmp)
+        return cls(h5py.File(path, "r+"), path, n_fft)
+
+    @staticmethod
+    def _open_existing(path):
+        import h5py
+
+        if not h5py.is_hdf5(path):
+            raise ValueError(f"cannot resume {path!r}: it is not an HDF5 file (use overwrite=True to replace it)")
+        h5 = h5py.File(path, "r+")
+        if _attr_str(h5.attrs.get("format")) != FORMAT:
+            h5.close()
+            raise ValueError(
+                f"cannot resume {path!r}: not a femfreq result file (no format={FORMAT!r} attribute)"
+            )
+        return h5
+
+    @staticmethod
+    def _check_matches(h5, path, freqs_hz, P, outs):
+        old = h5["freqs_hz"][()]
+        if old.shape != freqs_hz.shape:
+            raise ValueError(
+                f"cannot resume {path!r}: freqs_hz differ: the file has {old.size} frequencies, "
+                f"this sweep {freqs_hz.size}"
+            )
+        diff = np.flatnonzero(old != freqs_hz)
+        if diff.size:
+            k = diff[0]
+            raise ValueError(
+                f"cannot resume {path!r}: freqs_hz differ at {diff.size} positions, first at {k}: "
+                f"file {float(old[k])!r} Hz, this sweep {float(freqs_hz[k])!r} Hz"
+            )
+        old_n_out = h5["response"].shape[1]
+        if old_n_out != outs["dof"].size:
+            raise ValueError(
+                f"cannot resume {path!r}: n_out differs: the file has {old_n_out} output DOF, "
+                f"this sweep {outs['dof'].size}"
+            )
+        for name in ("node", "direction", "dof"):
+            stored = h5[f"outputs/{name}"][()]
+            if not np.array_equal(stored, outs[name]):
+                k = int(np.flatnonzero(stored != outs[name])[0])
+                raise ValueError(
+                    f"cannot resume {path!r}: outputs {name} differ at position {k}: "
+                    f"file {stored[k]}, this sweep {outs[name][k]}"
+                )
+        xy = h5["outputs/xy"][()]
+        if not np.allclose(xy, outs["xy"], rtol=1e-12, atol=0, equal_nan=True):
+            raise ValueError(f"cannot resume {path!r}: outputs xy (node coordinates) differ")
+        oldP = h5["load_spectrum"][()]
+        if not np.allclose(oldP, P, rtol=1e-12, atol=1e-14 * max(np.abs(P).max(), 1e-300)):
+            k = int(np.argmax(np.abs(oldP - P)))
+            raise ValueError(
+                f"cannot resume {path!r}: load_spectrum differs (first at frequency {freqs_hz[k]:g} Hz: "
+                f"file {oldP[k]:.6g}, this sweep {P[k]:.6g}); was the load history changed?"
+            )
+
+    @staticmethod
+    def _layout(h5, freqs_hz, P, outs, attrs, model, n_fft):
+        """Create every dataset at full size, storage allocated."""
+        import femfreq
+
+        F, n_out = freqs_hz.size, outs["dof"].size
+        nan_c = np.complex128(complex(np.nan, np.nan))
+
+        def dset(name, shape, dtype, data=None, fill=None, **kw):
+            return h5.create_dataset(name, shape=shape, dtype=dtype, data=data, fillvalue=fill, dcpl=_early_dcpl(), **kw)
+
+        dset("freqs_hz", (F,), np.float64, data=freqs_hz)
+        dset("load_spectrum", (F,), np.complex128, data=P)
+        dset("response", (F, n_out), np.complex128, fill=nan_c)
+        dset("done", (F,), np.bool_, fill=False)
+        dset("rel_residual", (F,), np.float64, fill=np.nan)
+        dset("backward_error", (F,), np.float64, fill=np.nan)
+        dset("method", (F,), np.int8, fill=0)
+        dset("outputs/node", (n_out,), np.int64, data=outs["node"])
+        dset("outputs/direction", (n_out,), np.int8, data=outs["direction"])
+        dset("outputs/dof", (n_out,), np.int64, data=outs["dof"])
+        dset("outputs/xy", (n_out, 2), np.float64, data=outs["xy"])
+        nt = n_fft or 0
+        dset("time/t", (nt,), np.float64, fill=np.nan)
+        dset("time/response", (nt, n_out), np.float64, fill=np.nan)
+        rows = max(F, 1)
+        h5.create_dataset(
+            "chunks", shape=(rows,), maxshape=(None,), chunks=(min(rows, 1024),), dtype=_chunk_dtype(), dcpl=_early_dcpl()
+        )
+        h5["outputs/direction"].attrs["meaning"] = "0 = x, 1 = y"
+        h5["method"].attrs["meaning"] = "0 not done, 1 direct, 2 fast"
+        h5["response"].attrs["meaning"] = "x at the output DOF; (K(1+ig) + i w C - w^2 M) x = P(w) b"
+        h5.create_group("model")
+        h5.create_group("versions")
+        root = {
+            "format": FORMAT,
+            "format_version": FORMAT_VERSION,
+            "femfreq_version": femfreq.__version__,
+            "created": _now(),
+            "status": "running",
+        }
+        _write_attrs(h5.attrs, {**attrs, **root})
+        _write_attrs(h5["model"].attrs, model)
+        _write_attrs(h5["versions"].attrs, _versions())
+        h5.flush()
+
+    # ------------------------------------------------------------------ state
+    @property
+    def done(self) -> np.ndarray:
+        """(F,) bool: which frequencies are in the file (a copy)."""
+        return self._done.copy()
+
+    @property
+    def missing(self) -> np.ndarray:
+        """(m,) int64 indices of the frequencies still to compute."""
+        return np.flatnonzero(~self._done)
+
+    @property
+    def freqs_hz(self) -> np.ndarray:
+        """(F,) float64 frequencies of the sweep."""
+        return self._h5["freqs_hz"][()]
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        if exc_type is not None and not self.finished:
+            logger.warning("sweep interrupted; %s keeps %d of %d frequencies (resumable)",
+                           self.path, int(self._done.sum()), self.n_freqs)
+        self.close()
+        return False
+
+    def close(self):
+        """Flush and close the file (idempotent)."""
+        if self._h5 is not None and self._h5.id.valid:
+            self._h5.flush()
+            self._h5.close()
+        self._h5 = None
+
+    def _file(self):
+        if self._h5 is None:
+            raise ValueError(f"result file {self.path!r} is closed")
+        return self._h5
+
+    def result(self) -> SweepResult:
+        """The file's current contents as a :class:`SweepResult` (rows not done are NaN)."""
+        return _result_from_h5(self._file(), self.path)
+
+    # ------------------------------------------------------------------ writing
+    def write_chunk(self, chunk):
+        """Write one chunk of results and mark its frequencies done.
+
+        Parameters
+        ----------
+        chunk : ChunkResult-like
+            Any object with ``index (k,) int``, ``response (k, n_out) complex``,
+            ``rel_residual (k,)``, ``backward_error (k,)``, ``method (k,) int8``
+            (rows with method 0 are recorded as skipped: not done), ``worker str``,
+            ``t_start, t_end`` (epoch s).
+
+        Raises
+        ------
+        TypeError
+            If an attribute is missing.
+        ValueError
+            Indices out of range or repeated, or arrays of the wrong shape.
+        """
+        h5 = self._file()
+        try:
+            index, response = chunk.index, chunk.response
+            rel, bwd, method = chunk.rel_residual, chunk.backward_error, chunk.method
+            worker, t_start, t_end = chunk.worker, chunk.t_start, chunk.t_end
+        except AttributeError as exc:
+            raise TypeError(f"write_chunk needs a ChunkResult-like object: {exc}") from None
+        idx = np.asarray(index).astype(np.int64, casting="same_kind").ravel()
+        k = idx.size
+        if k == 0:
+            return
+        if idx.min() < 0 or idx.max() >= self.n_freqs:
+            bad = idx[(idx < 0) | (idx >= self.n_freqs)][0]
+            raise ValueError(f"chunk index {bad} is out of range 0..{self.n_freqs - 1}")
+        response = np.asarray(response, dtype=np.complex128)
+        if response.ndim == 1 and self.n_out == 1:
+            response = response[:, None]
+        if response.shape != (k, self.n_out):
+            raise ValueError(f"chunk response must have shape ({k}, {self.n_out}) (has {response.shape})")
+        cols = {}
+        for name, arr, dtype in (("rel_residual", rel, np.float64), ("backward_error", bwd, np.float64),
+                                 ("method", method, np.int8)):
+            a = np.broadcast_to(np.asarray(arr, dtype=dtype), (k,)) if np.ndim(arr) == 0 else np.asarray(arr, dtype=dtype)
+            if a.shape != (k,):
+                raise ValueError(f"chunk {name} must have shape ({k},) (has {a.shape})")
+            cols[name] = a
+        order = np.argsort(idx, kind="stable")
+        idx = idx[order]
+        if np.any(np.diff(idx) == 0):
+            raise ValueError(f"chunk index repeats frequency {idx[np.flatnonzero(np.diff(idx) == 0)[0]]}")
+        response = response[order]
+        cols = {name: a[order] for name, a in cols.items()}
+        sel = slice(int(idx[0]), int(idx[-1]) + 1) if idx[-1] - idx[0] == k - 1 else idx
+        # rows first, flushed, then the done flags: done never claims a row not on disk
+        h5["response"][sel, :] = response
+        for name, a in cols.items():
+            h5[name][sel] = a
+        self._append_chunk_row(int(idx[0]), k, worker, t_start, t_end)
+        h5.flush()
+        done = cols["method"] != 0
+        h5["done"][sel] = done
+        h5.flush()
+        self._done[idx] = done
+
+    def _append_chunk_row(self, start, count, worker, t_start, t_end):
+        table = self._h5["chunks"]
+        if self._n_chunks >= table.shape[0]:
+            table.resize((2 * table.shape[0],))  # rare: the one metadata change while running
+        w = str(worker).encode("utf-8")[:_WORKER_LEN].decode("utf-8", "ignore").encode("utf-8")
+        row = np.array([(start, count, w, float(t_start), float(t_end))], dtype=table.dtype)
+        table[self._n_chunks : self._n_chunks + 1] = row
+        self._n_chunks += 1
+
+    def write_time(self, t, response):
+        """Write the time response at the output DOF.
+
+        Parameters
+        ----------
+        t : (n_fft,) float
+            Times in s.
+        response : (n_fft, n_out) float
+            ``to_time(result.response, n_fft)``.
+
+        Raises
+        ------
+        ValueError
+            If the file was created without ``n_fft`` or the shapes differ.
+        """
+        h5 = self._file()
+        nt = h5["time/t"].shape[0]
+        if nt == 0:
+            raise ValueError("this result file has no time grid: create it with n_fft (attrs['n_fft'])")
+        t = np.asarray(t, dtype=np.float64)
+        response = np.asarray(response, dtype=np.float64)
+        if response.ndim == 1 and self.n_out == 1:
+            response = response[:, None]
+        if t.shape != (nt,) or response.shape != (nt, self.n_out):
+            raise ValueError(
+                f"time response must be t ({nt},) and response ({nt}, {self.n_out}); "
+                f"got {t.shape} and {response.shape}"
+            )
+        h5["time/response"][...] = response
+        h5.flush()
+        h5["time/t"][...] = t  # t last: a finite t[0] marks the time response as written
+        h5.flush()
+
+    def finish(self, timings=None, **attrs):
+        """Mark the sweep complete and store final attributes.
+
+        Parameters
+        ----------
+        timings : dict, optional
+            Stored as root attributes ``time_<key>`` (e.g. ``{"wall_s": 12.3}`` ->
+            ``time_wall_s``).
+        **attrs
+            More root attributes (solver, method, ...).
+
+        Frequencies not done (skipped, e.g. a singular 0 Hz point) stay marked so
+        in ``done``; a warning says how many.
+        """
+        h5 = self._file()
+        n_missing = int((~self._done).sum())
+        if n_missing:
+            warnings.warn(
+                f"{self.path}: finishing with {n_missing} of {self.n_freqs} frequencies not done", stacklevel=2
+            )
+        values = dict(attrs)
+        for key, value in (timings or {}).items():
+            values[f"time_{key}"] = value
+        values.update(status="complete", finished=_now(), n_done=int(self._done.sum()))
+        _write_attrs(h5.attrs, values)
+        h5.flush()
+        self.finished = True
+
+
+def _now() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")

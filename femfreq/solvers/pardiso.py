@@ -1,0 +1,494 @@
+"""MKL PARDISO through ctypes: complex symmetric LDL^T with the analysis reused.
+
+A thin binding to ``pardiso`` in the single dynamic library ``mkl_rt`` of the
+``mkl`` runtime wheel (PyPI). ``A(omega) = (1 + i g) K + i omega C - omega^2 M``
+of a symmetric model is complex *symmetric* (not Hermitian), PARDISO matrix type
+6; its upper triangle is passed in zero-based CSR. The fill-reducing ordering
+and symbolic factorization (phase 11) depend only on the pattern, which is the
+same at every frequency, so they are done once; each frequency costs a
+numerical factorization + solve (phase 23). Phase -1 frees everything.
+
+Non-symmetric systems use matrix type 13 (complex unsymmetric, full CSR)
+instead of being refused; ``"auto"`` does not pick PARDISO for them, but
+``get_solver(system, "pardiso")`` works.
+
+Set ``FEMFREQ_NO_MKL=1`` to hide PARDISO (tests of the fallback), or
+``FEMFREQ_MKL_RT=/path/libmkl_rt.so.2`` to point at a specific library.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import logging
+import os
+import sys
+import threading
+from pathlib import Path
+
+import numpy as np
+
+from .base import DirectSolver, SingularMatrixError, SolverUnavailableError, _describe, is_symmetric
+
+__all__ = ["PardisoError", "PardisoSolver", "pardiso_available", "mkl_memory_bytes"]
+
+logger = logging.getLogger(__name__)
+
+# PARDISO error codes (MKL reference, "pardiso" -> "error")
+_ERRORS = {
+    -1: "input inconsistent",
+    -2: "not enough memory",
+    -3: "reordering problem",
+    -4: "zero pivot, numerical factorization or iterative refinement problem",
+    -5: "unclassified (internal) error",
+    -6: "reordering failed (matrix types 11 and 13 only)",
+    -7: "diagonal matrix is singular",
+    -8: "32-bit integer overflow problem",
+    -9: "not enough memory for out-of-core solver",
+    -10: "error opening out-of-core files",
+    -11: "read/write error with out-of-core files",
+    -12: "pardiso_64 called from a 32-bit library",
+    -13: "interrupted by the mkl_progress function",
+    -15: "internal error (parallel factorization with matching); try matching=False",
+}
+
+
+
+class PardisoError(RuntimeError):
+    """PARDISO returned an error code (other than a singular matrix).
+
+    Attributes
+    ----------
+    code : int
+        PARDISO's ``error`` output (see the MKL reference).
+    """
+
+    def __init__(self, message: str, code: int):
+        super().__init__(message)
+        self.code = int(code)
+
+
+_ORDERINGS = {"amd": 0, "metis": 2, "parallel-metis": 3}
+
+_MKL_DOMAIN_PARDISO = 4
+
+
+# -- loading mkl_rt -------------------------------------------------------------
+def _library_names():
+    if sys.platform.startswith("win"):
+        return ["mkl_rt.2.dll", "mkl_rt.3.dll", "mkl_rt.dll"]
+    if sys.platform == "darwin":
+        return ["libmkl_rt.2.dylib", "libmkl_rt.3.dylib", "libmkl_rt.dylib"]
+    return ["libmkl_rt.so.3", "libmkl_rt.so.2", "libmkl_rt.so"]
+
+
+def _candidate_paths():
+    """Places where the mkl wheel (or a system MKL) puts mkl_rt, most specific first."""
+    env = os.environ.get("FEMFREQ_MKL_RT")
+    if env:
+        yield Path(env)
+        return
+    # files recorded by the installed 'mkl' distribution: exact, whatever the layout
+    try:
+        from importlib.metadata import PackageNotFoundError, distribution
+
+        try:
+            dist = distribution("mkl")
+            for f in dist.files or ():
+                if "mkl_rt" in f.name:
+                    yield Path(dist.locate_file(f)).resolve()
+        except PackageNotFoundError:
+            pass
+    except ImportError:  # pragma: no cover
+        pass
+    exe_dir = Path(sys.executable).resolve().parent
+    dirs = []
+    for prefix in (sys.prefix, sys.base_prefix, sys.exec_prefix):
+        dirs += [Path(prefix) / "lib", Path(prefix) / "Library" / "bin"]
+    dirs += [exe_dir, exe_dir.parent / "lib"]
+    seen = set()
+    for d in dirs:
+        for name in _library_names():
+            p = d / name
+            if p not in seen:
+                seen.add(p)
+                yield p
+    found = ctypes.util.find_library("mkl_rt")
+    if found:
+        yield Path(found)
+
+
+class _MKL:
+    """The loaded mkl_rt library and the integer type of its interface."""
+
+    def __init__(self, path: Path):
+        lib = ctypes.CDLL(str(path))
+        self.path = path
+        self.lib = lib
+        # the C entry points are MKL_Set_...; the lower-case names are the Fortran
+        # interface (arguments by reference)
+        lib.MKL_Set_Interface_Layer.argtypes = [ctypes.c_int]
+        lib.MKL_Set_Interface_Layer.restype = ctypes.c_int
+        # LP64 (32-bit MKL_INT) = 0; returns the layer in force (if another
+        # component set ILP64 first, follow it)
+        layer = lib.MKL_Set_Interface_Layer(0)
+        self.int_type = np.int64 if layer == 1 else np.int32
+        if "MKL_THREADING_LAYER" not in os.environ and not _have_iomp(path.parent):
+            lib.MKL_Set_Threading_Layer.argtypes = [ctypes.c_int]
+            lib.MKL_Set_Threading_Layer(1)  # sequential: no OpenMP runtime found
+        self.pardiso = lib.pardiso
+        self.pardiso.restype = None
+        self.pardiso.argtypes = [ctypes.c_void_p] * 16
+        self.set_threads_local = lib.MKL_Set_Num_Threads_Local
+        self.set_threads_local.argtypes = [ctypes.c_int]
+        self.set_threads_local.restype = ctypes.c_int
+        self.mem_stat = lib.MKL_Mem_Stat
+        self.mem_stat.argtypes = [ctypes.POINTER(ctypes.c_int)]
+        self.mem_stat.restype = ctypes.c_int64
+        try:
+            buf = ctypes.create_string_buffer(256)
+            lib.MKL_Get_Version_String(buf, 256)
+            self.version = buf.value.decode(errors="replace").strip()
+        except AttributeError:  # pragma: no cover
+            self.version = "unknown"
+
+
+def _have_iomp(libdir: Path) -> bool:
+    names = ("libiomp5.so", "libiomp5.dylib", "libiomp5md.dll")
+    if any((libdir / n).exists() for n in names):
+        return True
+    return ctypes.util.find_library("iomp5") is not None
+
+
+_mkl: _MKL | None = None
+_mkl_error: str | None = None
+_mkl_lock = threading.Lock()
+
+
+def _load_mkl() -> _MKL:
+    global _mkl, _mkl_error
+    with _mkl_lock:
+        if _mkl is not None:
+            return _mkl
+        if _mkl_error is not None:
+            raise SolverUnavailableError(_mkl_error)
+        tried = []
+        for path in _candidate_paths():
+            if not path.exists():
+                continue
+            try:
+                _mkl = _MKL(path)
+                logger.debug("loaded MKL %s from %s", _mkl.version, path)
+                return _mkl
+            except (OSError, AttributeError) as exc:
+                tried.append(f"{path}: {exc}")
+        _mkl_error = "MKL runtime library (mkl_rt) not found" + (
+            f" or not loadable ({'; '.join(tried)})" if tried else " (pip install mkl, x86-64 only)"
+        )
+        raise SolverUnavailableError(_mkl_error)
+
+
+def _hidden() -> bool:
+    return os.environ.get("FEMFREQ_NO_MKL", "").strip().lower() not in ("", "0", "false", "no")
+
+
+def pardiso_available() -> tuple[bool, str]:
+    """Whether MKL PARDISO can be used in this process, and why not.
+
+    Returns
+    -------
+    ok : bool
+    reason : str
+        Empty when ``ok``; else why (``FEMFREQ_NO_MKL`` set, library not found, ...).
+    """
+    if _hidden():
+        return False, "hidden by FEMFREQ_NO_MKL=" + os.environ["FEMFREQ_NO_MKL"]
+    try:
+        _load_mkl()
+    except SolverUnavailableError as exc:
+        return False, str(exc)
+    return True, ""
+
+
+def mkl_memory_bytes() -> int:
+    """Bytes currently allocated by MKL's memory manager (includes PARDISO's factors)."""
+    mkl = _load_mkl()
+    nbuf = ctypes.c_int(0)
+    return int(mkl.mem_stat(ctypes.byref(nbuf)))
+
+
+# -- the solver --------------------------------------------------------------------
+class PardisoSolver(DirectSolver):
+    """MKL PARDISO, complex symmetric (matrix type 6) with the analysis reused.
+
+    Parameters
+    ----------
+    system : femfreq.system.System
+    threads : int, optional
+        MKL threads for this solver's PARDISO calls (default 1: one per dask
+        worker process; two 1-thread processes beat one 2-thread process).
+        0 uses MKL's global setting. Set thread-locally around each call.
+    ordering : {"metis", "parallel-metis", "amd"}, optional
+        Fill-reducing ordering of the analysis (iparm[1] = 2, 3, 0; default "metis").
+    matching : bool, optional
+        Symmetric weighted matching and scaling (iparm[10] = iparm[12] = 1).
+        Off by default: PARDISO computes them from the *values* given at the
+        analysis, which would tie every later frequency to ``analysis_omega``;
+        pivot perturbation + refinement + the residual check cover the rare
+        tiny pivot instead.
+    analysis_omega : float, optional
+        Frequency (rad/s) whose values are passed to the analysis (only matters
+        with ``matching=True``); default 0.
+    refinement : int, optional
+        Maximum iterative refinement steps (iparm[7]); default 0, which means
+        MKL does two steps only when pivots were perturbed.
+    pivot_perturbation : int, optional
+        Small pivots are replaced by ``10**-p * ||A||`` (iparm[9]); default 8
+        for symmetric indefinite, 13 for unsymmetric.
+    symmetric : bool, optional
+        Force matrix type 6 (True) or 13 (False); default ``system.is_symmetric``.
+    singular_tol : float, optional
+        See :class:`~femfreq.solvers.base.DirectSolver`.
+
+    Attributes
+    ----------
+    calls : list of int
+        The PARDISO phases called so far (11 once, 23 per frequency, 33 per
+        re-solve, -1 at close); a record for tests and logs.
+    mtype : int
+        PARDISO matrix type (6 or 13).
+
+    Notes
+    -----
+    iparm (0-based) as set here: [0]=1 no defaults; [1] ordering; [3]=0 direct
+    (no CGS); [4]=0 no user permutation; [5]=0 solution in x; [7] refinement;
+    [9] pivot perturbation; [10], [12] scaling/matching; [17]=-1 report nnz of
+    the factors; [20]=1 Bunch-Kaufman 1x1 and 2x2 pivots (symmetric);
+    [23]=0 classic factorization; [24]=0 sequential forward/backward solve;
+    [26] matrix checker (on for the analysis only); [27]=0 double precision;
+    [34]=1 zero-based indices; [36]=0 CSR; [59]=0 in-core. Outputs read back:
+    [6] refinement steps done, [13] perturbed pivots, [14]-[16] memory (KB),
+    [17] nnz of the factors.
+    """
+
+    name = "pardiso"
+
+    def __init__(
+        self,
+        system,
+        *,
+        threads: int = 1,
+        ordering: str = "metis",
+        matching: bool = False,
+        analysis_omega: float = 0.0,
+        refinement: int = 0,
+        pivot_perturbation: int | None = None,
+        symmetric: bool | None = None,
+        **options,
+    ):
+        if _hidden():
+            raise SolverUnavailableError(
+                "solver 'pardiso' is not available: hidden by FEMFREQ_NO_MKL; use solver='superlu'"
+            )
+        self._mkl = _load_mkl()
+        if isinstance(threads, bool) or not isinstance(threads, (int, np.integer)) or threads < 0:
+            raise ValueError(f"threads must be an integer >= 0 (got {threads!r})")
+        if ordering not in _ORDERINGS:
+            raise ValueError(f"unknown ordering {ordering!r}; pick one of {list(_ORDERINGS)}")
+        refinement = int(refinement)
+        if refinement < 0:
+            raise ValueError(f"refinement must be >= 0 (got {refinement})")
+        self.threads = int(threads)
+        self.symmetric_input = is_symmetric(system) if symmetric is None else bool(symmetric)
+        self.mtype = 6 if self.symmetric_input else 13
+        if pivot_perturbation is None:
+            pivot_perturbation = 8 if self.mtype == 6 else 13
+        pivot_perturbation = int(pivot_perturbation)
+        if not 1 <= pivot_perturbation <= 20:
+            raise ValueError(f"pivot_perturbation must be in 1..20 (got {pivot_perturbation})")
+        self.ordering = ordering
+        self.matching = bool(matching)
+        self.analysis_omega = self._check_omega(analysis_omega)
+        self.refinement = refinement
+        self.pivot_perturbation = pivot_perturbation
+        self.calls: list[int] = []
+        self._pt = np.zeros(64, dtype=np.int64)  # PARDISO's opaque handle (64 pointers)
+        self._handle_live = False
+        super().__init__(
+            system,
+            threads=threads,
+            ordering=ordering,
+            matching=matching,
+            refinement=refinement,
+            pivot_perturbation=pivot_perturbation,
+            **options,
+        )
+
+    # -- structure --------------------------------------------------------------
+    def _csr_structure(self):
+        """CSR (zero-based) of the matrix PARDISO sees, and where its values come from."""
+        n = self.system.n
+        indptr, indices = self.system.pattern
+        nnz = indices.size
+        col = np.repeat(np.arange(n, dtype=np.int64), np.diff(indptr))
+        row = indices.astype(np.int64)
+        src = np.arange(nnz, dtype=np.int64)
+        if self.mtype == 6:
+            # A symmetric: CSC of A is CSR of A^T = A; keep the upper triangle
+            r, c = col, row
+            keep = c >= r
+            r, c, src = r[keep], c[keep], src[keep]
+            # PARDISO needs every diagonal entry stored for symmetric types
+            has = np.zeros(n, dtype=bool)
+            has[r[r == c]] = True
+            miss = np.flatnonzero(~has)
+            if miss.size:
+                r = np.concatenate([r, miss])
+                c = np.concatenate([c, miss])
+                src = np.concatenate([src, np.full(miss.size, nnz, dtype=np.int64)])
+        else:
+            r, c = row, col
+        order = np.lexsort((c, r))
+        r, c, src = r[order], c[order], src[order]
+        ia = np.zeros(n + 1, dtype=np.int64)
+        np.cumsum(np.bincount(r, minlength=n), out=ia[1:])
+        return ia, c, src
+
+    def _analyse(self):
+        n, nnz = self.system.n, self.system.nnz
+        itype = self._mkl.int_type
+        if itype == np.int32 and max(n, nnz) >= 2**31 - 1:
+            raise ValueError(
+                f"system too large for 32-bit PARDISO (n = {n}, nnz = {nnz}); use solver='superlu'"
+            )
+        ia, ja, src = self._csr_structure()
+        self._ia = ia.astype(itype)
+        self._ja = ja.astype(itype)
+        # K, C, M values on PARDISO's pattern (inserted diagonals: 0), so that each
+        # frequency fills A's values in place with no temporary of the full pattern
+        parts = []
+        for v in (self.system.k_values, self.system.c_values, self.system.m_values):
+            ext = np.zeros(nnz + 1)
+            ext[:-1] = v
+            parts.append(ext[src])
+        self._k, self._c, self._m = parts
+        self._tmp = np.empty(src.size)
+        self._a = np.empty(src.size, dtype=np.complex128)
+        iparm = np.zeros(64, dtype=itype)
+        iparm[0] = 1  # no solver defaults: everything below is deliberate
+        iparm[1] = _ORDERINGS[self.ordering]
+        iparm[3] = 0  # direct solve, no preconditioned CGS
+        iparm[4] = 0  # no user permutation
+        iparm[5] = 0  # solution written to x, b untouched
+        iparm[7] = self.refinement  # 0: two refinement steps only if pivots were perturbed
+        iparm[9] = self.pivot_perturbation  # perturb pivots below 10^-p ||A||
+        iparm[10] = 1 if self.matching else 0  # scaling (needs values at the analysis)
+        iparm[12] = 1 if self.matching else 0  # weighted matching (ditto)
+        iparm[17] = -1  # report nnz of the factors
+        iparm[20] = 1  # Bunch-Kaufman 1x1 and 2x2 pivoting (symmetric indefinite)
+        iparm[23] = 0  # classic factorization (two-level only pays with many threads)
+        iparm[24] = 0  # sequential forward/backward substitution
+        iparm[26] = 1  # check the CSR structure once, at the analysis
+        iparm[27] = 0  # double precision
+        iparm[34] = 1  # zero-based ia, ja
+        iparm[36] = 0  # CSR storage
+        iparm[59] = 0  # in-core
+        self._iparm = iparm
+        self._fill(self.analysis_omega)
+        dummy = np.zeros((n, 1), dtype=np.complex128, order="F")
+        try:
+            self._call(11, dummy, dummy.copy(), 1)
+        except Exception:
+            self._release()
+            raise
+        iparm[26] = 0
+        self.stats.update(
+            factor_nnz=int(iparm[17]),
+            analysis_memory_kb=int(iparm[14]),
+            mtype=self.mtype,
+            perturbed_pivot_frequencies=0,
+        )
+        logger.debug(
+            "PARDISO analysis: n=%d, nnz(upper)=%d, nnz(factor)=%d, mtype=%d, ordering=%s",
+            n, self._ja.size, iparm[17], self.mtype, self.ordering,
+        )
+
+    def _fill(self, omega):
+        """``A(omega)``'s values on PARDISO's pattern, into ``self._a`` (no allocation)."""
+        re, im, tmp = self._a.real, self._a.imag, self._tmp
+        # A = (1 + i g) K + i w C - w^2 M
+        np.multiply(self._m, -omega * omega, out=tmp)
+        np.add(tmp, self._k, out=re)
+        np.multiply(self._k, self.system.g, out=tmp)
+        im[...] = tmp
+        np.multiply(self._c, omega, out=tmp)
+        im += tmp
+
+    # -- calls ----------------------------------------------------------------------
+    def _call(self, phase, B, X, nrhs, omega=None):
+        mkl = self._mkl
+        it = mkl.int_type
+        scalars = np.array([1, 1, self.mtype, phase, self.system.n, nrhs, 0, 0], dtype=it)
+        p = lambda arr: arr.ctypes.data  # noqa: E731
+        s = lambda i: scalars.ctypes.data + i * scalars.itemsize  # noqa: E731
+        prev = mkl.set_threads_local(self.threads) if self.threads else None
+        try:
+            mkl.pardiso(
+                p(self._pt), s(0), s(1), s(2), s(3), s(4),
+                p(self._a), p(self._ia), p(self._ja), None, s(5),
+                p(self._iparm), s(6), p(B), p(X), s(7),
+            )
+        finally:
+            if prev is not None:
+                mkl.set_threads_local(prev)
+        self.calls.append(phase)
+        if phase == 11:
+            self._handle_live = True
+        err = int(scalars[7])
+        if err:
+            what = _ERRORS.get(err, "unknown error")
+            if phase != 11 and err in (-4, -7):
+                raise SingularMatrixError(
+                    f"A(omega) is singular at {_describe(omega)}: PARDISO error {err} ({what})",
+                    omega,
+                )
+            stage = {11: "analysis", 22: "factorization", 23: "factorization + solve", 33: "solve", -1: "release"}
+            raise PardisoError(
+                f"PARDISO {stage.get(phase, f'phase {phase}')} failed with error {err}: {what}"
+                + (f" at {_describe(omega)}" if omega is not None else ""),
+                err,
+            )
+
+    def _factor_solve(self, omega, B):
+        self._fill(omega)
+        X = np.empty_like(B, order="F")
+        self._call(23, B, X, B.shape[1], omega)
+        perturbed = int(self._iparm[13])
+        self.last_info = {"perturbed_pivots": perturbed, "refinement_steps": int(self._iparm[6])}
+        if perturbed:
+            self.stats["perturbed_pivot_frequencies"] += 1
+            logger.debug(
+                "PARDISO at %s: %d perturbed pivots, %d refinement steps",
+                _describe(omega), perturbed, int(self._iparm[6]),
+            )
+        self.stats["factor_memory_kb"] = int(self._iparm[15] + self._iparm[16])
+        return X
+
+    def _solve_factored(self, B):
+        X = np.empty_like(B, order="F")
+        self._call(33, B, X, B.shape[1], self._factored_omega)
+        return X
+
+    def _singular_hint(self):
+        p = self.last_info.get("perturbed_pivots", 0) if self.last_info else 0
+        return f" ({p} perturbed pivots)" if p else ""
+
+    def _release(self):
+        if getattr(self, "_handle_live", False):
+            self._handle_live = False  # guard against a double free even if phase -1 fails
+            n = self.system.n
+            dummy = np.zeros((n, 1), dtype=np.complex128, order="F")
+            try:
+                self._call(-1, dummy, dummy.copy(), 1)
+            finally:
+                self._pt[:] = 0

@@ -1,0 +1,276 @@
+"""Cluster plumbing: chunk plans, host files, clients, TLS, the ``femfreq cluster`` command, SSH."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from femfreq import cluster
+from femfreq._cli.main import main
+from femfreq.cluster import make_security, open_client, plan_chunks, read_hostfile, run_on_dask
+from femfreq.sweep import solve_chunk
+
+
+from operator import add  # importable on every worker, unlike a function of this module
+
+
+# -- plan_chunks ------------------------------------------------------------------------
+@settings(max_examples=100, deadline=None)
+@given(
+    n_freqs=st.integers(0, 5000),
+    n_workers=st.integers(1, 64),
+    spf=st.one_of(st.none(), st.floats(1e-4, 30.0)),
+    method=st.sampled_from(["direct", "fast"]),
+)
+def test_plan_covers_every_frequency_once_in_contiguous_blocks(n_freqs, n_workers, spf, method):
+    chunks = plan_chunks(n_freqs, n_workers, seconds_per_freq=spf, method=method)
+    if n_freqs == 0:
+        assert chunks == []
+        return
+    for c in chunks:
+        assert c.dtype == np.int64 and c.size >= 1
+        np.testing.assert_array_equal(np.diff(c), 1)  # contiguous
+    allpos = np.sort(np.concatenate(chunks))
+    np.testing.assert_array_equal(allpos, np.arange(n_freqs))
+    sizes = np.array([c.size for c in chunks])
+    assert sizes.max() - sizes.min() <= 1  # balanced sizes
+    # interleaved order: the last block first, then the first block
+    assert chunks[0][-1] == n_freqs - 1
+    if len(chunks) > 1:
+        assert chunks[1][0] == 0
+    per_worker = 4 if method == "fast" else 8
+    min_size = 16 if method == "fast" else 1
+    if spf is not None:
+        min_size = max(min_size, int(np.ceil(0.5 / spf)))
+    if n_freqs >= n_workers * per_worker * min_size:
+        assert len(chunks) >= n_workers * per_worker  # many more chunks than workers
+    else:
+        # not enough work for that many chunks: none shorter than the overhead bound
+        assert sizes.min() >= min(min_size, n_freqs) or len(chunks) == 1
+
+
+def test_plan_chunk_duration_follows_the_cost_estimate():
+    # 2000 freqs at 0.3 s on 2 workers: aim at ~10 s tasks, not 16 chunks of 37 s
+    chunks = plan_chunks(2000, 2, seconds_per_freq=0.3)
+    sizes = {c.size for c in chunks}
+    assert max(sizes) * 0.3 <= 10.0 + 0.3 and len(chunks) >= 16
+    # cheap frequencies: no chunk shorter than min_task_seconds
+    chunks = plan_chunks(2000, 2, seconds_per_freq=0.001, min_task_seconds=0.5)
+    assert min(c.size for c in chunks) >= 500 and len(chunks) == 4
+
+
+@pytest.mark.parametrize(
+    "args, kwargs, exc, match",
+    [
+        ((-1, 2), {}, ValueError, "n_freqs must be >= 0"),
+        ((10, 0), {}, ValueError, "n_workers must be >= 1"),
+        ((10.5, 2), {}, TypeError, "n_freqs must be an integer"),
+        ((10, 2), {"method": "magic"}, ValueError, "unknown method 'magic'"),
+        ((10, 2), {"seconds_per_freq": -1.0}, ValueError, "seconds_per_freq must be a positive"),
+        ((10, 2), {"target_task_seconds": 0.0}, ValueError, "target_task_seconds must be a positive"),
+        ((10, 2), {"chunks_per_worker": 0}, ValueError, "chunks_per_worker must be >= 1"),
+    ],
+)
+def test_plan_rejects_bad_input(args, kwargs, exc, match):
+    with pytest.raises(exc, match=match):
+        plan_chunks(*args, **kwargs)
+
+
+# -- host files -------------------------------------------------------------------------
+def test_hostfile_comments_blanks_and_repeats(tmp_path):
+    f = tmp_path / "hosts"
+    f.write_text("# cluster\n\nnode1  # scheduler here\nnode2\n  node2\nalice@10.0.0.7\n")
+    assert read_hostfile(f) == ["node1", "node2", "node2", "alice@10.0.0.7"]
+
+
+@pytest.mark.parametrize(
+    "text, match",
+    [
+        ("node1\nnode2 node3\n", r"hosts:2: expected one host per line, got 'node2 node3'"),
+        ("node1\n\nno;de\n", r"hosts:3: not a host name or address: 'no;de'"),
+        ("@node\n", r"hosts:1: not a host name"),
+        ("# nothing\n\n", r"hosts: no hosts"),
+    ],
+)
+def test_hostfile_errors_name_file_and_line(tmp_path, text, match):
+    f = tmp_path / "hosts"
+    f.write_text(text)
+    with pytest.raises(ValueError, match=match):
+        read_hostfile(f)
+
+
+def test_hostfile_missing_is_an_oserror(tmp_path):
+    with pytest.raises(OSError):
+        read_hostfile(tmp_path / "nope")
+
+
+# -- open_client ------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    "cluster_arg, kwargs, exc, match",
+    [
+        (None, {}, ValueError, "cluster=None means no dask"),
+        (42, {}, TypeError, "cluster must be 'local', a scheduler address"),
+        ("my-laptop", {}, ValueError, "not a scheduler address: 'my-laptop'"),
+        ("http://host:8786", {}, ValueError, "unsupported scheduler address 'http://host:8786'"),
+        ("tls://127.0.0.1:1", {}, ValueError, "is a TLS scheduler: give its credentials"),
+        ("local", {"hostfile": "h", "jobqueue": "slurm"}, ValueError, "either hostfile or jobqueue"),
+        ("tcp://h:1", {"hostfile": "h"}, ValueError, "conflicts with hostfile"),
+        ("local", {"jobqueue": "torque-ish"}, ValueError, "unknown job queue 'torque-ish'"),
+        ("local", {"n_workers": 0}, ValueError, "n_workers must be >= 1"),
+    ],
+)
+def test_open_client_rejects_bad_input(cluster_arg, kwargs, exc, match):
+    with pytest.raises(exc, match=match):
+        with open_client(cluster_arg, **kwargs):
+            pass
+
+
+def test_unreachable_scheduler_is_a_clear_oserror():
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # nothing listens here once closed
+    with pytest.raises(OSError, match=f"cannot connect to the dask scheduler at tcp://127.0.0.1:{port}"):
+        with open_client(f"127.0.0.1:{port}", timeout=2):
+            pass
+
+
+# -- TLS and the `femfreq cluster` command ---------------------------------------------
+def _start_cli(args, tmp_path):
+    """``femfreq cluster ARGS`` in a subprocess; returns (proc, dict of printed fields)."""
+    log = open(tmp_path / "cli.err", "w")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "femfreq", "cluster", "--scheduler-port", "0", "--no-dashboard", *args],
+        stdout=subprocess.PIPE, stderr=log, text=True,
+    )
+    fields = {}
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        if not line:
+            break
+        key, _, value = line.partition(": ")
+        fields[key.strip()] = value.strip()
+        if line.startswith("press Ctrl-C"):
+            return proc, fields
+    proc.kill()
+    proc.wait()
+    raise RuntimeError(f"femfreq cluster did not come up: {fields} {(tmp_path / 'cli.err').read_text()[-2000:]}")
+
+
+def _stop_cli(proc):
+    proc.send_signal(signal.SIGINT)
+    try:
+        out, _ = proc.communicate(timeout=60)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+        raise
+    return proc.returncode, out
+
+
+def test_cli_tls_cluster_serves_only_clients_with_the_credentials_until_ctrl_c(tmp_path):
+    from distributed import Client
+
+    cert_dir = tmp_path / "certs"
+    proc, fields = _start_cli(["--workers", "1", "--tls", "--cert-dir", str(cert_dir)], tmp_path)
+    try:
+        address = fields["scheduler"]
+        assert address.startswith("tls://127.0.0.1:") and fields["workers"] == "1"
+        assert "dashboard" in fields and str(cert_dir) in fields["connect with"]
+        assert oct((cert_dir / "key.pem").stat().st_mode & 0o777) == "0o600"
+        # with the credentials: works, also through open_client
+        security = make_security(cert_dir)
+        with open_client(address, security=security) as client:
+            assert client.submit(add, 1, 1).result(timeout=30) == 2
+            # an existing Client is used as is and not closed
+            with open_client(client) as same:
+                assert same is client
+            assert client.status == "running"
+            assert client.submit(add, 41, 1).result(timeout=30) == 42
+            with pytest.raises(TimeoutError, match="only 1 of 3 dask workers joined"):
+                with open_client(client, n_workers=3, timeout=0.5):
+                    pass
+        # without them: refused
+        with pytest.raises(ValueError, match="is a TLS scheduler"):
+            with open_client(address):
+                pass
+        with pytest.raises((OSError, TypeError, ValueError)):
+            Client(address, timeout=3)
+        # with someone else's certificate: the handshake fails, nothing is submitted
+        with pytest.raises(OSError):
+            Client(address, security=make_security(), timeout=3)
+        # plain TCP to the TLS port: refused
+        with pytest.raises(OSError):
+            Client(address.replace("tls://", "tcp://"), timeout=3)
+    finally:
+        code, out = _stop_cli(proc)
+    assert code == 0 and "stopping the cluster" in out
+
+
+def test_make_security_files(tmp_path):
+    with pytest.raises(FileNotFoundError, match="TLS certificate files missing"):
+        make_security(tmp_path / "none")
+    sec = make_security(tmp_path / "new", create=True)
+    assert sec.require_encryption and sec.tls_ca_file == str(tmp_path / "new" / "ca.pem")
+    again = make_security(tmp_path / "new")  # re-read, not regenerated
+    assert (tmp_path / "new" / "cert.pem").read_text().startswith("-----BEGIN CERTIFICATE")
+    assert again.tls_worker_key == sec.tls_worker_key
+    (tmp_path / "new" / "ca.pem").unlink()
+    with pytest.raises(FileNotFoundError, match="only some of"):
+        make_security(tmp_path / "new", create=True)
+    assert "BEGIN" in make_security().tls_ca_file  # temporary: in memory
+
+
+def test_cli_rejects_bad_options(tmp_path, capsys):
+    assert main(["cluster", "--tls", "--no-tls"]) == 2
+    assert "contradict" in capsys.readouterr().err
+    assert main(["cluster", "--ssh-port", "22"]) == 2
+    assert "need --hostfile" in capsys.readouterr().err
+    bad = tmp_path / "hosts"
+    bad.write_text("a b\n")
+    assert main(["cluster", "--hostfile", str(bad)]) == 2
+    assert f"{bad}:1: expected one host per line" in capsys.readouterr().err
+
+
+# -- SSH host file against a real sshd -------------------------------------------------
+def test_hostfile_cluster_over_ssh_with_tls(sshd, tmp_path):
+    from femfreq.system import System
+    import scipy.sparse as sp
+
+    hostfile = tmp_path / "hosts"
+    hostfile.write_text("# scheduler and a worker on the first host\n127.0.0.1\n\n127.0.0.1  # second worker\n")
+    n = 30
+    K = 100.0 * (sp.diags([2.0] * n) - sp.diags([1.0] * (n - 1), 1) - sp.diags([1.0] * (n - 1), -1))
+    system = System(K=K, C=0.01 * K, M=sp.eye(n), b=np.arange(1.0, n + 1), output_dofs=[0, n - 1])
+    freqs = np.linspace(0.0, 3.0, 24)
+    load = np.ones(freqs.size, dtype=complex)
+    tasks = [(c, freqs[c], load[c]) for c in plan_chunks(freqs.size, 2)]
+    with open_client(hostfile=hostfile, connect_options=sshd["connect_options"], timeout=90) as client:
+        assert client.scheduler.address.startswith("tls://")  # TLS by default
+        workers = client.scheduler_info()["workers"]
+        assert len(workers) == 2 and all(w.startswith("tls://") for w in workers)
+        results = list(run_on_dask(client, system, tasks, solver="superlu"))
+    got = np.empty((freqs.size, 2), dtype=complex)
+    for r in results:
+        got[r.index] = r.response
+    serial = solve_chunk(system, np.arange(freqs.size), freqs, load, solver="superlu").response
+    assert np.max(np.abs(got - serial)) <= 1e-12 * np.max(np.abs(serial))
+
+
+def test_hostfile_cluster_unreachable_host_names_the_file(sshd, tmp_path):
+    hostfile = tmp_path / "hosts"
+    hostfile.write_text("127.0.0.1\n")
+    opts = dict(sshd["connect_options"], client_keys=[])  # no key: authentication fails
+    with pytest.raises(cluster.ClusterError, match=f"could not start the SSH cluster of {hostfile}"):
+        with open_client(hostfile=hostfile, connect_options=opts, timeout=20):
+            pass

@@ -1,0 +1,352 @@
+"""results: the HDF5 layout, round trips, resume, refusing to clobber, SIGKILL crash safety."""
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from types import SimpleNamespace
+
+import h5py
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from femfreq.results import FORMAT, ResultWriter, SweepResult, read_results
+
+
+def _outputs(n_out):
+    node = np.arange(n_out, dtype=np.int64) * 5 + 3
+    direction = (np.arange(n_out) % 2).astype(np.int8)
+    return {"node": node, "direction": direction, "dof": 2 * node + direction,
+            "xy": np.column_stack([node * 0.5, node * 0.25 + 1])}
+
+
+def _chunk(idx, n_out, *, worker="tcp://127.0.0.1:1234", method=1, seed=None):
+    idx = np.asarray(idx, dtype=np.int64)
+    j = np.arange(n_out)
+    response = np.sin(idx[:, None] * 1.3 + j) + 1j * np.cos(idx[:, None] * 0.7 - 2 * j)
+    return SimpleNamespace(index=idx, response=response, rel_residual=1e-14 * (idx + 1),
+                           backward_error=1e-16 * (idx + 2), method=np.full(idx.size, method, np.int8),
+                           worker=worker, t_start=1.7e9 + idx.sum(), t_end=1.7e9 + idx.sum() + 0.5)
+
+
+def _create(path, F=10, n_out=3, **kw):
+    kw.setdefault("attrs", {"method": "direct", "solver": "superlu", "model_name": "toy", "n_fft": 2 * (F - 1) or 2,
+                            "dt": 1e-3})
+    return ResultWriter.create(path, freqs_hz=np.arange(F) * 2.5, load_spectrum=np.linspace(1, 2, F) * (1 - 1j),
+                               outputs=_outputs(n_out), **kw)
+
+
+# --------------------------------------------------------------------------- round trip and layout
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.integers(1, 40), st.integers(1, 5), st.integers(1, 9), st.booleans(), st.integers(0, 2**31 - 1))
+def test_round_trip(tmp_path, F, n_out, chunk, with_time, seed):
+    rng = np.random.default_rng(seed)
+    path = tmp_path / f"r{seed}.h5"
+    freqs = np.sort(rng.uniform(0, 1000, F))
+    P = rng.standard_normal(F) + 1j * rng.standard_normal(F)
+    outs = _outputs(n_out)
+    n_fft = 2 * F + 1 if with_time else None
+    order = rng.permutation(F)
+    model = {"name": "toy", "n_dof": 12, "E": 1e7, "levels": ["pq", "rpq34"]}
+    with ResultWriter.create(path, freqs_hz=freqs, load_spectrum=P, outputs=outs, n_fft=n_fft, overwrite=True,
+                             attrs={"method": "direct", "solver": "superlu", "extra": {"a": 1}}, model=model) as w:
+        assert not w.done.any()
+        for s in range(0, F, chunk):
+            w.write_chunk(_chunk(order[s:s + chunk], n_out, worker=f"w{s}"))
+        if with_time:
+            x_t = rng.standard_normal((n_fft, n_out))
+            w.write_time(np.arange(n_fft) * 1e-3, x_t)
+        w.finish(timings={"wall_s": 1.5})
+    r = read_results(path)
+    ref = _chunk(np.arange(F), n_out)
+    np.testing.assert_array_equal(r.freqs_hz, freqs)
+    np.testing.assert_array_equal(r.load_spectrum, P)
+    np.testing.assert_array_equal(r.response, ref.response)
+    np.testing.assert_array_equal(r.rel_residual, ref.rel_residual)
+    np.testing.assert_array_equal(r.backward_error, ref.backward_error)
+    np.testing.assert_array_equal(r.method, np.ones(F))
+    assert r.done.all() and r.complete and r.status == "complete"
+    for key in outs:
+        np.testing.assert_array_equal(r.outputs[key], outs[key])
+    if with_time:
+        np.testing.assert_array_equal(r.t, np.arange(n_fft) * 1e-3)
+        np.testing.assert_array_equal(r.time_response, x_t)
+    else:
+        assert r.t is None and r.time_response is None
+    n_chunks = -(-F // chunk)
+    assert list(r.chunks["worker"]) == [f"w{s}" for s in range(0, F, chunk)]
+    np.testing.assert_array_equal(r.chunks["count"], [min(chunk, F - s) for s in range(0, F, chunk)])
+    np.testing.assert_array_equal(r.chunks["start"], [order[s:s + chunk].min() for s in range(0, F, chunk)])
+    assert r.chunks["t_start"].shape == (n_chunks,) and np.all(r.chunks["t_end"] > r.chunks["t_start"])
+    assert r.attrs["solver"] == "superlu" and r.attrs["extra"] == {"a": 1} and r.attrs["time_wall_s"] == 1.5
+    assert r.model == {"name": "toy", "n_dof": 12, "E": 1e7, "levels": ["pq", "rpq34"]}
+    assert set(r.versions) >= {"femfreq", "numpy", "scipy", "h5py", "dask", "distributed", "hdf5"}
+
+
+def test_layout_matches_the_documented_one(tmp_path):
+    path = tmp_path / "layout.h5"
+    F, n_out, n_fft = 9, 4, 16
+    with _create(path, F=F, n_out=n_out) as w:
+        size0 = os.path.getsize(path)
+        w.write_chunk(_chunk([0, 1, 2], n_out))
+        w.write_chunk(_chunk([5, 8], n_out))  # not contiguous
+        w.write_time(np.arange(n_fft) * 1e-3, np.ones((n_fft, n_out)))
+        # everything was preallocated: writing results never grows the file
+        assert os.path.getsize(path) == size0
+    expected = {
+        "freqs_hz": ((F,), np.float64), "load_spectrum": ((F,), np.complex128),
+        "response": ((F, n_out), np.complex128), "done": ((F,), np.bool_),
+        "rel_residual": ((F,), np.float64), "backward_error": ((F,), np.float64), "method": ((F,), np.int8),
+        "outputs/node": ((n_out,), np.int64), "outputs/direction": ((n_out,), np.int8),
+        "outputs/dof": ((n_out,), np.int64), "outputs/xy": ((n_out, 2), np.float64),
+        "time/t": ((n_fft,), np.float64), "time/response": ((n_fft, n_out), np.float64),
+    }
+    with h5py.File(path, "r") as h5:
+        found = []
+        h5.visititems(lambda name, obj: found.append(name) if isinstance(obj, h5py.Dataset) else None)
+        assert sorted(found) == sorted([*expected, "chunks"])
+        for name, (shape, dtype) in expected.items():
+            assert h5[name].shape == shape, name
+            assert h5[name].dtype == np.dtype(dtype), name
+        # complex as h5py's compound (r, i), readable from MATLAB/Octave
+        assert h5["response"].id.get_type().get_class() == h5py.h5t.COMPOUND
+        table = h5["chunks"]
+        assert table.maxshape == (None,) and table.dtype.names == ("start", "count", "worker", "t_start", "t_end")
+        assert {"format", "format_version", "femfreq_version", "created", "status", "method", "solver",
+                "model_name", "n_fft", "dt"} <= set(h5.attrs)
+        assert h5.attrs["format"] == FORMAT and h5.attrs["status"] == "running"
+        assert isinstance(h5["model"], h5py.Group) and "numpy" in h5["versions"].attrs
+        np.testing.assert_array_equal(h5["done"][()], np.isin(np.arange(F), [0, 1, 2, 5, 8]))
+        assert np.isnan(h5["response"][3]).all()  # not done: NaN, never a plausible zero
+
+
+# --------------------------------------------------------------------------- resume and overwrite
+
+
+def test_refuses_to_clobber_existing_results(tmp_path):
+    path = tmp_path / "r.h5"
+    with _create(path) as w:
+        w.write_chunk(_chunk([0, 1], 3))
+    with pytest.raises(FileExistsError, match=r"already exists; pass resume=True \(--resume\).*overwrite=True"):
+        _create(path)
+    assert read_results(path).done.sum() == 2  # untouched
+    with pytest.raises(ValueError, match="either resume=True or overwrite=True, not both"):
+        _create(path, resume=True, overwrite=True)
+    with _create(path, overwrite=True) as w:
+        assert not w.done.any()
+
+
+def test_resume_keeps_what_is_done_and_finishes(tmp_path):
+    path = tmp_path / "r.h5"
+    with _create(tmp_path / "new.h5", resume=True) as w:  # resume of a missing file creates it
+        assert w.missing.size == 10
+    with _create(path) as w:
+        w.write_chunk(_chunk([0, 1, 2], 3))
+        w.write_chunk(_chunk([7], 3))
+    r = read_results(path)
+    assert not r.complete and r.status == "running"
+    np.testing.assert_array_equal(r.missing, [3, 4, 5, 6, 8, 9])
+    with _create(path, resume=True) as w:
+        np.testing.assert_array_equal(w.missing, [3, 4, 5, 6, 8, 9])
+        for chunk in np.array_split(w.missing, 2):
+            w.write_chunk(_chunk(chunk, 3, worker="again"))
+        w.finish()
+    r = read_results(path)
+    assert r.complete
+    np.testing.assert_array_equal(r.response, _chunk(np.arange(10), 3).response)
+    assert list(r.chunks["worker"]).count("again") == 2 and len(r.chunks["worker"]) == 4
+
+
+def test_interrupted_block_stays_running(tmp_path):
+    path = tmp_path / "r.h5"
+    with pytest.raises(RuntimeError, match="boom"):
+        with _create(path) as w:
+            w.write_chunk(_chunk([4], 3))
+            raise RuntimeError("boom")
+    r = read_results(path)
+    assert r.status == "running" and not r.complete and r.done.sum() == 1
+
+
+@pytest.mark.parametrize("change, match", [
+    (dict(freqs_hz=np.arange(11) * 2.5, load_spectrum=np.ones(11)), "freqs_hz differ: the file has 10 frequencies, this sweep 11"),
+    (dict(freqs_hz=np.r_[np.arange(9) * 2.5, 99.0]), r"freqs_hz differ at 1 positions, first at 9: file 22.5 Hz"),
+    (dict(outputs=_outputs(4)), "n_out differs: the file has 3 output DOF, this sweep 4"),
+    (dict(outputs={**_outputs(3), "dof": _outputs(3)["dof"] + 2}), "outputs dof differ at position 0"),
+    (dict(outputs={**_outputs(3), "xy": _outputs(3)["xy"] + 1}), "outputs xy"),
+    (dict(load_spectrum=np.ones(10)), "load_spectrum differs"),
+])
+def test_resume_mismatch_is_named(tmp_path, change, match):
+    path = tmp_path / "r.h5"
+    with _create(path) as w:
+        w.write_chunk(_chunk([0], 3))
+    kw = dict(freqs_hz=np.arange(10) * 2.5, load_spectrum=np.linspace(1, 2, 10) * (1 - 1j), outputs=_outputs(3))
+    kw.update(change)
+    with pytest.raises(ValueError, match=match):
+        ResultWriter.create(path, resume=True, **kw)
+    assert read_results(path).done.sum() == 1
+
+
+def test_not_a_result_file(tmp_path):
+    other = tmp_path / "other.h5"
+    with h5py.File(other, "w") as h5:
+        h5["x"] = [1, 2]
+    text = tmp_path / "notes.h5"
+    text.write_text("hello")
+    with pytest.raises(ValueError, match=r"other\.h5' is not a femfreq result file"):
+        read_results(other)
+    with pytest.raises(ValueError, match=r"notes\.h5' is not an HDF5 file"):
+        read_results(text)
+    with pytest.raises(FileNotFoundError, match="missing.h5"):
+        read_results(tmp_path / "missing.h5")
+    with pytest.raises(ValueError, match=r"cannot resume .*other\.h5'.*not a femfreq result file"):
+        _create(other, resume=True)
+    with pytest.raises(ValueError, match=r"cannot resume .*notes\.h5'.*not an HDF5 file"):
+        _create(text, resume=True)
+
+
+# --------------------------------------------------------------------------- bad input
+
+
+def test_write_chunk_rejects_bad_chunks(tmp_path):
+    with _create(tmp_path / "r.h5", F=5, n_out=2) as w:
+        with pytest.raises(ValueError, match="chunk index 5 is out of range 0..4"):
+            w.write_chunk(_chunk([3, 5], 2))
+        with pytest.raises(ValueError, match="chunk index repeats frequency 1"):
+            w.write_chunk(_chunk([1, 1], 2))
+        with pytest.raises(ValueError, match=r"response must have shape \(2, 2\) \(has \(2, 3\)\)"):
+            w.write_chunk(_chunk([0, 1], 3))
+        bad = _chunk([0, 1], 2)
+        bad.rel_residual = np.ones(3)
+        with pytest.raises(ValueError, match=r"rel_residual must have shape \(2,\) \(has \(3,\)\)"):
+            w.write_chunk(bad)
+        with pytest.raises(TypeError, match="needs a ChunkResult-like object"):
+            w.write_chunk(SimpleNamespace(index=[0], response=np.zeros((1, 2))))
+        with pytest.raises(ValueError, match=r"time response must be t \(8,\) and response \(8, 2\)"):
+            w.write_time(np.arange(8), np.ones((7, 2)))
+        assert not w.done.any()
+    with ResultWriter.create(tmp_path / "nofft.h5", freqs_hz=[1.0, 2.0], outputs={"dof": [3]}) as w:
+        with pytest.raises(ValueError, match="no time grid"):
+            w.write_time(np.arange(4), np.ones(4))
+
+
+@pytest.mark.parametrize("kw, err, match", [
+    (dict(freqs_hz=[]), ValueError, r"non-empty 1-D array \(has shape \(0,\)\)"),
+    (dict(freqs_hz=[1.0, -1.0]), ValueError, r"finite and >= 0 \(has -1.0 at position 1\)"),
+    (dict(load_spectrum=[1.0]), ValueError, r"load_spectrum must have shape \(2,\)"),
+    (dict(load_spectrum=[1.0, np.nan]), ValueError, "load_spectrum has a non-finite value at position 1"),
+    (dict(outputs={"dof": []}), ValueError, "selects no DOF"),
+    (dict(outputs={"xy": [[0, 0]]}), ValueError, "needs 'dof' or both 'node' and 'direction'"),
+    (dict(outputs={"dof": [1, 2], "xy": [[0, 0]]}), ValueError, r"outputs\['xy'\] must have shape \(2, 2\)"),
+    (dict(outputs={"dof": [1], "bogus": 1}), ValueError, r"unknown outputs keys \['bogus'\]"),
+    (dict(outputs=[1, 2]), TypeError, "outputs must be a dict"),
+    (dict(n_fft=1), ValueError, r"n_fft must be >= 2 \(got 1\)"),
+])
+def test_create_rejects_bad_arguments(tmp_path, kw, err, match):
+    args = dict(freqs_hz=[1.0, 2.0], outputs={"dof": [0, 1]})
+    args.update(kw)
+    with pytest.raises(err, match=match):
+        ResultWriter.create(tmp_path / "x.h5", **args)
+    assert not (tmp_path / "x.h5").exists()
+
+
+def test_skipped_rows_chunk_table_growth_and_outputs_from_dof(tmp_path):
+    path = tmp_path / "r.h5"
+    with ResultWriter.create(path, freqs_hz=[0.0, 1.0, 2.0], outputs={"dof": [5, 6]}) as w:
+        skip = _chunk([0], 2, method=0)
+        skip.response = np.full((1, 2), np.nan)
+        w.write_chunk(skip)  # e.g. a singular 0 Hz point: recorded, not done
+        for i in [1, 2, 1, 2, 1]:  # more chunks than frequencies: /chunks grows
+            w.write_chunk(_chunk([i], 2))
+        with pytest.warns(UserWarning, match="finishing with 1 of 3 frequencies not done"):
+            w.finish()
+    r = read_results(path)
+    np.testing.assert_array_equal(r.done, [False, True, True])
+    np.testing.assert_array_equal(r.method, [0, 1, 1])
+    assert len(r.chunks["start"]) == 6 and r.status == "complete" and not r.complete
+    np.testing.assert_array_equal(r.outputs["node"], [2, 3])
+    np.testing.assert_array_equal(r.outputs["direction"], [1, 0])
+    assert np.isnan(r.outputs["xy"]).all()
+    assert r.labels == ["node 2 y", "node 3 x"]
+
+
+def test_sweep_result_in_memory_and_frf():
+    P = np.array([2.0, 0.0, 1j])
+    r = SweepResult(freqs_hz=[0, 1, 2], response=np.array([[4.0], [1.0], [1.0]]), load_spectrum=P)
+    assert r.complete and r.n_freqs == 3 and r.n_out == 1
+    np.testing.assert_allclose(r.frf[[0, 2], 0], [2.0, -1j])
+    assert np.isnan(r.frf[1, 0])
+
+
+# --------------------------------------------------------------------------- SIGKILL
+
+
+_WRITER = textwrap.dedent("""
+    import sys, time
+    import numpy as np
+    from types import SimpleNamespace
+    from femfreq.results import ResultWriter
+
+    path, F, n_out = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+    def expected(idx):
+        j = np.arange(n_out)
+        return np.sin(idx[:, None] * 1.3 + j) + 1j * np.cos(idx[:, None] * 0.7 - 2 * j)
+    with ResultWriter.create(path, freqs_hz=np.arange(F) * 0.5, load_spectrum=np.ones(F),
+                             outputs={"dof": np.arange(n_out)}, attrs={"n_fft": 2 * (F - 1)},
+                             resume=True) as w:
+        todo = w.missing
+        print("ready", todo.size, flush=True)
+        for s in range(0, todo.size, 3):
+            idx = todo[s:s + 3]
+            w.write_chunk(SimpleNamespace(index=idx, response=expected(idx), rel_residual=idx * 1e-3,
+                                          backward_error=idx * 1e-4, method=np.ones(idx.size, np.int8),
+                                          worker="pid%d" % s, t_start=time.time(), t_end=time.time()))
+            time.sleep(0.002)
+        w.write_time(np.arange(2 * (F - 1)) * 1e-3, np.ones((2 * (F - 1), n_out)))
+        w.finish()
+    print("finished", flush=True)
+""")
+
+
+def test_sigkill_mid_sweep_leaves_a_readable_resumable_file(tmp_path):
+    """A real writer process is SIGKILLed at several points; read, resume, finish."""
+    script = tmp_path / "writer.py"
+    script.write_text(_WRITER)
+    path = tmp_path / "crash.h5"
+    F, n_out = 1500, 4
+    j = np.arange(n_out)
+    done_before = 0
+    for delay in (0.05, 0.2, 0.4, None):  # kill points; None: let it finish
+        proc = subprocess.Popen([sys.executable, str(script), str(path), str(F), str(n_out)],
+                                stdout=subprocess.PIPE, text=True)
+        try:
+            assert proc.stdout.readline().startswith("ready")
+            if delay is None:
+                assert proc.wait(timeout=120) == 0
+            else:
+                time.sleep(delay)
+                live = read_results(path)  # readable while the writer holds it open
+                assert live.status == "running"
+                proc.send_signal(signal.SIGKILL)
+                proc.wait(timeout=30)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+        r = read_results(path)
+        d = np.flatnonzero(r.done)
+        # every row flagged done holds exactly what was written, residuals included
+        np.testing.assert_array_equal(r.response[d], np.sin(d[:, None] * 1.3 + j) + 1j * np.cos(d[:, None] * 0.7 - 2 * j))
+        np.testing.assert_array_equal(r.rel_residual[d], d * 1e-3)
+        assert np.all(r.method[d] == 1)
+        assert np.count_nonzero(r.method[~r.done]) <= 3  # at most the chunk in flight is lost
+        assert r.done.sum() >= done_before
+        done_before = r.done.sum()
+        if delay is not None:
+            assert not r.complete and r.status == "running", "killed too late: raise F"
+    assert r.complete and r.done.all() and r.t is not None

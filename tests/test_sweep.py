@@ -1,0 +1,143 @@
+"""The serial sweep: femfreq.solve against dense solves and closed forms."""
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+
+import femfreq
+from femfreq.sweep import METHOD_CODES, solve_chunk
+from femfreq.system import System
+
+
+def _chain(n, k=1000.0, m=1.0):
+    """A fixed-free spring-mass chain: n masses, n springs."""
+    main = np.full(n, 2 * k)
+    main[-1] = k
+    K = sp.diags([main, -k * np.ones(n - 1), -k * np.ones(n - 1)], [0, 1, -1], format="csr")
+    M = sp.eye(n, format="csr") * m
+    return K, M
+
+
+def _dense(K, C, M, b, freqs, P, g=0.0):
+    out = []
+    for f, p in zip(freqs, P):
+        w = 2 * np.pi * f
+        A = (1 + 1j * g) * K.toarray() + 1j * w * C.toarray() - w**2 * M.toarray()
+        out.append(np.linalg.solve(A, p * b))
+    return np.array(out)
+
+
+def test_single_dof_frf_equals_closed_form():
+    k, m, c = 400.0, 2.0, 0.8
+    freqs = np.linspace(0, 10, 41)
+    r = femfreq.solve(np.array([[k]]), np.array([[c]]), np.array([[m]]), [1.0],
+                      freqs_hz=freqs, cluster=None, progress=False)
+    w = 2 * np.pi * freqs
+    np.testing.assert_allclose(r.response[:, 0], 1.0 / (k + 1j * w * c - w**2 * m), rtol=1e-12)
+    assert np.all(r.method == METHOD_CODES["direct"])
+    assert np.all(r.rel_residual < 1e-12)
+    assert r.complete
+
+
+def test_two_dof_frf_equals_closed_form():
+    k1, k2, m1, m2 = 1000.0, 500.0, 1.0, 0.5
+    K = sp.csr_matrix([[k1 + k2, -k2], [-k2, k2]])
+    M = sp.csr_matrix(np.diag([m1, m2]))
+    freqs = np.linspace(0.5, 12, 30)
+    r = femfreq.solve(K, None, M, [0.0, 1.0], freqs_hz=freqs, cluster=None, progress=False)
+    w2 = (2 * np.pi * freqs) ** 2
+    det = (k1 + k2 - m1 * w2) * (k2 - m2 * w2) - k2**2
+    x1 = k2 / det
+    x2 = (k1 + k2 - m1 * w2) / det
+    np.testing.assert_allclose(r.response[:, 0], x1, rtol=1e-10)
+    np.testing.assert_allclose(r.response[:, 1], x2, rtol=1e-10)
+
+
+@pytest.mark.parametrize("g", [0.0, 0.02])
+def test_chain_matches_dense_solve_with_load_spectrum(g):
+    K, M = _chain(12)
+    C = 0.004 * K
+    rng = np.random.default_rng(1)
+    b = rng.standard_normal(12)
+    freqs = np.linspace(0, 20, 57)
+    P = rng.standard_normal(57) + 1j * rng.standard_normal(57)
+    out = [3, 11]
+    r = femfreq.solve(K, C, M, b, freqs_hz=freqs, load=P, g=g, output_dofs=out, cluster=None, progress=False)
+    ref = _dense(K, C, M, b, freqs, P, g)[:, out]
+    np.testing.assert_allclose(r.response, ref, rtol=1e-10, atol=1e-14 * abs(ref).max())
+
+
+def test_history_path_uses_rfft_bins_and_returns_time_response():
+    K, M = _chain(4)
+    C = 0.05 * K
+    dt, n_fft = 1e-3, 256
+    history = np.zeros(200)
+    history[5:15] = 1.0
+    r = femfreq.solve(K, C, M, [0, 0, 0, 1.0], history=history, dt=dt, n_fft=n_fft, cluster=None, progress=False)
+    np.testing.assert_array_equal(r.freqs_hz, np.fft.rfftfreq(n_fft, dt))
+    assert r.freqs_hz[-1] == pytest.approx(0.5 / dt)  # the Nyquist bin is in
+    P = np.fft.rfft(history, n_fft)
+    ref = _dense(K, C, M, np.array([0, 0, 0, 1.0]), r.freqs_hz, P)
+    np.testing.assert_allclose(r.response, ref, rtol=1e-9, atol=1e-12 * abs(ref).max())
+    np.testing.assert_allclose(r.time_response, np.fft.irfft(ref, n_fft, axis=0), atol=1e-12 * abs(ref).max())
+
+
+def test_constant_history_gives_static_deflection():
+    K, M = _chain(5)
+    b = np.array([0, 1.0, 0, 0, 2.0])
+    r = femfreq.solve(K, 0.01 * K, M, b, history=np.full(64, 3.0), dt=1e-3, cluster=None, progress=False)
+    static = np.linalg.solve(K.toarray(), 3.0 * b)
+    np.testing.assert_allclose(r.time_response, np.tile(static, (64, 1)), rtol=1e-10)
+
+
+def test_free_free_zero_hz_is_refused_or_skipped():
+    k = 100.0
+    K = sp.csr_matrix([[k, -k], [-k, k]])  # two masses, one spring, nothing fixed
+    M = sp.eye(2, format="csr")
+    with pytest.raises(ValueError, match=r"singular.*0 Hz|0 Hz.*singular"):
+        femfreq.solve(K, None, M, [1.0, 0.0], freqs_hz=[0.0, 1.0], cluster=None, progress=False)
+    r = femfreq.solve(K, None, M, [1.0, 0.0], freqs_hz=[0.0, 1.0], cluster=None, progress=False,
+                      skip_singular=True)
+    assert r.method[0] == METHOD_CODES["skipped"] and np.all(np.isnan(r.response[0]))
+    w = 2 * np.pi
+    ref = np.linalg.solve(K.toarray() - w**2 * np.eye(2), [1.0, 0.0])
+    np.testing.assert_allclose(r.response[1], ref, rtol=1e-12)
+
+
+def test_solve_chunk_keeps_only_output_dofs():
+    K, M = _chain(6)
+    s = System(K=K, C=None, M=M, b=np.ones(6), output_dofs=[0, 5])
+    c = solve_chunk(s, [4, 7], [1.0, 2.0], [1.0, 1j])
+    assert c.response.shape == (2, 2)
+    np.testing.assert_array_equal(c.index, [4, 7])
+    assert c.t_end >= c.t_start
+
+
+def test_result_file_is_written_and_refuses_overwrite(tmp_path):
+    K, M = _chain(3)
+    out = tmp_path / "r.h5"
+    r1 = femfreq.solve(K, None, M, [0, 0, 1.0], freqs_hz="1:5:5", out=out, cluster=None, progress=False)
+    assert femfreq.read_results(out).complete
+    with pytest.raises((ValueError, FileExistsError), match="resume|overwrite"):
+        femfreq.solve(K, None, M, [0, 0, 1.0], freqs_hz="1:5:5", out=out, cluster=None, progress=False)
+    r2 = femfreq.solve(K, None, M, [0, 0, 1.0], freqs_hz="1:5:5", out=out, cluster=None, progress=False,
+                       resume=True)
+    np.testing.assert_array_equal(r1.response, r2.response)
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        (dict(freqs_hz=[-1.0, 2.0]), "negative|-1"),
+        (dict(freqs_hz=[np.nan]), "nan|finite"),
+        (dict(freqs_hz=[1.0], method="magic"), "unknown method 'magic'"),
+        (dict(history=[1.0], dt=1e-3), "at least 2 samples"),
+        (dict(freqs_hz=[1.0, 2.0], load=[1.0, 2.0, 3.0]), "3 values but there are 2 frequencies"),
+        (dict(), "no frequencies"),
+        (dict(freqs_hz=[1.0], tol=-1), "tol must be a positive number"),
+    ],
+)
+def test_bad_sweep_input(kwargs, match):
+    K, M = _chain(3)
+    with pytest.raises(ValueError, match=match):
+        femfreq.solve(K, None, M, [0, 0, 1.0], cluster=None, progress=False, **kwargs)
