@@ -580,8 +580,10 @@ def _jobqueue_client(kind, *, n_workers, threads_per_worker, security, dashboard
     if security:
         opts.setdefault("security", security)
         opts.setdefault("protocol", "tls://")
+    scheduler_options = opts.setdefault("scheduler_options", {})
+    scheduler_options.setdefault("dashboard_address", ":0")  # not a fixed port that may be taken
     if not dashboard:
-        opts.setdefault("scheduler_options", {}).setdefault("dashboard_address", None)
+        scheduler_options.setdefault("dashboard", False)
     with dask.config.set(KEEP_REPLICAS_CONFIG):
         cluster = cls(**opts)
     try:
@@ -655,12 +657,20 @@ def _protect_replicas(client, keys, protect: bool) -> bool:
 def _scatter_system(client, system, timeout):
     """Broadcast the System to every worker; its future, seconds taken and size in bytes."""
     _wait_for_workers(client, 1, timeout, f"the scheduler at {client.scheduler.address}")
-    t0 = time.perf_counter()
-    future = client.scatter(system, broadcast=True, hash=False)
-    seconds = time.perf_counter() - t0
-    _protect_replicas(client, [future.key], True)
     nbytes = _nbytes(system)
     n = len(client.scheduler_info().get("workers", {}))
+    # a timeout, so that a worker dying mid-broadcast cannot hang the sweep (distributed#5704);
+    # generous: every copy may go through one link at a pessimistic 5 MB/s
+    scatter_timeout = max(timeout, 30.0 + n * nbytes / 5e6)
+    t0 = time.perf_counter()
+    try:
+        future = client.scatter(system, broadcast=True, hash=False, timeout=scatter_timeout)
+    except TimeoutError as exc:
+        raise TimeoutError(
+            f"sending the system ({nbytes / 1e6:.1f} MB) to {n} workers took over {scatter_timeout:.0f} s"
+        ) from exc
+    seconds = time.perf_counter() - t0
+    _protect_replicas(client, [future.key], True)
     logger.info("scattered the system (%.1f MB) to %d workers in %.2f s", nbytes / 1e6, n, seconds)
     return future, seconds, nbytes
 
@@ -844,7 +854,8 @@ def _raise_if_disconnected(client, exc):
     """Raise ClusterError if the client has lost its scheduler."""
     from distributed.client import FutureCancelledError
 
-    lost = client.status not in ("running", "connecting") or client.scheduler_comm is None
+    # "connecting" too: a reconnecting client has already lost its futures (distributed#5663)
+    lost = client.status != "running" or client.scheduler_comm is None
     if not lost and isinstance(exc, FutureCancelledError):
         lost = "scheduler" in str(exc).lower() and "connection" in str(exc).lower()
     if not lost and exc is not None and isinstance(exc, (OSError, TimeoutError)) and "comm" in type(exc).__module__:

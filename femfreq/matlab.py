@@ -627,7 +627,7 @@ def write_mat_result(path, result, *, output_dofs=None) -> Path:
 
     Variables (MATLAB shapes): ``response`` (n_out x F complex: one row per output DOF),
     ``freqs_hz`` (F x 1), ``load_spectrum`` (F x 1 complex), ``rel_residual`` and
-    ``backward_error`` (F x 1), ``output_dofs`` (n_out x 1, 1-based reduced DOF), and, when
+    ``backward_error`` (F x 1), ``output_dofs`` (n_out x 1, 1-based), and, when
     the sweep ran on an FFT grid, ``t`` (n_fft x 1) and ``time_response`` (n_out x n_fft).
     Read it in MATLAB with ``load`` or ``matlab/femfreq_read_result.m``.
 
@@ -638,7 +638,8 @@ def write_mat_result(path, result, *, output_dofs=None) -> Path:
     result : femfreq.results.SweepResult or mapping
         Needs ``freqs_hz`` and ``response`` (F, n_out); other fields are optional.
     output_dofs : (n_out,) int array, optional
-        0-based reduced output DOF (default: taken from ``result.outputs["dof"]``).
+        0-based output DOF, written 1-based (default: ``result.outputs["dof"]``, which is the
+        reduced DOF of a matrices sweep and the full DOF of a model sweep).
 
     Returns
     -------

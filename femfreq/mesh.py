@@ -377,13 +377,14 @@ class _Lines:
                 f"{what} {k + 1} of {count} (header on line {header_line}) must have {ncols} fields, "
                 f"has {lens[k]}: {' '.join(tokens[k])!r}",
             )
+        values = np.empty((count, ncols))
         for k, row in enumerate(tokens):
-            for t in row:
+            for j, t in enumerate(row):
                 try:
-                    float(t)
+                    values[k, j] = float(t) if "_" not in t else float("x")
                 except ValueError:
                     raise self.error(lines[k], f"non-numeric field {t!r} in {what} {k + 1}") from None
-        return np.array([t for row in tokens for t in row], dtype=np.float64).reshape(count, ncols), lines
+        return values, lines
 
     def check_finite(self, values, lines, what):
         bad = ~np.isfinite(values).all(axis=1)

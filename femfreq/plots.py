@@ -18,7 +18,7 @@ import os
 
 import numpy as np
 
-__all__ = ["plot_frf", "plot_time", "plot_load", "plot_mesh", "plot_residuals"]
+__all__ = ["plot_frf", "plot_time", "plot_load", "plot_mesh", "plot_model", "plot_residuals", "plot_all", "PLOTS"]
 
 logger = logging.getLogger(__name__)
 
@@ -94,7 +94,7 @@ def _pick(values, max_lines):
     return np.argsort(-peak, kind="stable")[:max_lines]
 
 
-def _auto_t_max(t, *series, rel=1e-3):
+def _auto_t_max(t, *series, rel=1e-2):
     """The end of the interesting part: the last time any series exceeds rel * its peak, plus 20%."""
     last = t[0]
     for y in series:
@@ -167,7 +167,7 @@ def plot_frf(result, path=None, *, quantity="frf", max_lines=4):
         ax_mag.plot(f, mag, color=_COLORS[c % len(_COLORS)], lw=1.1, marker=marker, label=labels[j])
         ax_ph.plot(f, np.degrees(np.angle(H[order, j])), color=_COLORS[c % len(_COLORS)], lw=0.9, marker=marker)
     if n_out > 1:
-        rms = np.sqrt(np.nanmean(np.abs(H[order]) ** 2, axis=1))
+        rms = np.sqrt(np.mean(np.abs(H[order]) ** 2, axis=1))  # NaN on rows not done
         ax_mag.plot(f, rms, color="black", lw=2.0, ls="--", alpha=0.8, label=f"RMS of all {n_out} outputs")
     ax_mag.set_yscale("log")
     if quantity == "frf":
@@ -206,7 +206,7 @@ def plot_time(result, path=None, *, max_lines=4, show_load=True, t_max=None):
         Add a panel with the load history ``irfft(P)``.
     t_max : float, optional
         End of the time axis in s; by default where the load and the response have
-        decayed below 0.1% of their peaks (plus 20%); ``numpy.inf`` for the whole window.
+        decayed below 1% of their peaks (plus 20%); ``numpy.inf`` for the whole window.
 
     Returns
     -------
@@ -239,7 +239,7 @@ def plot_time(result, path=None, *, max_lines=4, show_load=True, t_max=None):
     if load is not None:
         ax_load = axes[0]
         ax_load.plot(t, load, color="#444444", lw=0.8)
-        ax_load.set_ylabel(f"load P(t)  [{F}]")
+        ax_load.set_ylabel(f"load f(t)  [{F}]")
         ax_load.set_title(_title(result, "load history and time response"))
     ax = axes[-1]
     if n_out > max_lines:
@@ -278,7 +278,7 @@ def plot_load(t, f, freqs_hz, P, path=None, *, title="Load history and spectrum"
     force_unit : str
     t_max : float, optional
         End of the time axis in s; by default where the history has decayed below
-        0.1% of its peak (plus 20%); ``numpy.inf`` for the whole history.
+        1% of its peak (plus 20%); ``numpy.inf`` for the whole history.
 
     Returns
     -------
@@ -372,17 +372,20 @@ def plot_mesh(points, edges, path=None, *, fixed_nodes=None, load_nodes=None, ou
     lw = 0.6 if edges.shape[0] < 3000 else (0.3 if not big else 0.12)
     lines = LineCollection(points[edges], colors="#5a6b7b", linewidths=lw, rasterized=big, zorder=1)
     ax.add_collection(lines)
-    ms = 28 if n < 5000 else 14
+
+    def size(count):  # markers shrink when there are many, so they do not merge into a blob
+        return float(np.clip(1500.0 / max(count, 1), 5.0, 30.0))
+
     if "fixed_nodes" in sets:
         p = points[sets["fixed_nodes"]]
-        ax.scatter(p[:, 0], p[:, 1], marker="^", s=ms, c="black", zorder=3, label=f"fixed ({len(p)} nodes)")
+        ax.scatter(p[:, 0], p[:, 1], marker="^", s=size(len(p)), c="black", zorder=3, label=f"fixed ({len(p)} nodes)")
     if "output_nodes" in sets:
         p = points[sets["output_nodes"]]
-        ax.scatter(p[:, 0], p[:, 1], marker="o", s=ms, facecolors="none", edgecolors="#1f77b4", linewidths=1.2,
-                   zorder=4, label=f"output ({len(p)} nodes)")
+        ax.scatter(p[:, 0], p[:, 1], marker="o", s=size(len(p)), facecolors="none", edgecolors="#1f77b4",
+                   linewidths=1.0 if len(p) < 200 else 0.5, zorder=4, label=f"output ({len(p)} nodes)")
     if "load_nodes" in sets:
         p = points[sets["load_nodes"]]
-        ax.scatter(p[:, 0], p[:, 1], marker="*", s=3 * ms + 40, c="#d62728", zorder=5,
+        ax.scatter(p[:, 0], p[:, 1], marker="*", s=max(4 * size(len(p)), 30.0), c="#d62728", zorder=5,
                    label=f"load ({len(p)} node{'s' if len(p) != 1 else ''})")
         if load_direction is not None:
             d = np.asarray(load_direction, dtype=float).ravel()
@@ -455,3 +458,114 @@ def plot_residuals(result, path=None):
     ax.legend(loc="best", fontsize=8, framealpha=0.9)
     _note_partial(ax, result)
     return _save(fig, path)
+
+
+def plot_model(model, path=None, *, title=None):
+    """:func:`plot_mesh` of a :class:`femfreq.model.Model`: rods, fixed, loaded and output nodes.
+
+    Parameters
+    ----------
+    model : femfreq.model.Model
+    path : str or path-like, optional
+    title : str, optional
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    points = np.asarray(model.points)
+    fixed = np.unique(np.asarray(model.fixed_dofs, dtype=np.int64) // 2)
+    load_dofs = np.asarray(model.load_dofs, dtype=np.int64)
+    load_nodes = np.unique(load_dofs // 2)
+    direction = None
+    b_full = getattr(model, "b_full", None)
+    if b_full is not None and load_nodes.size:
+        direction = np.asarray(b_full, dtype=float).reshape(-1, 2)[load_nodes[0]]
+    outputs = getattr(model, "output_nodes", None)
+    if title is None:
+        title = (f"{model.name}: {points.shape[0]:,} nodes, {len(model.edges):,} rods, "
+                 f"{model.n_free:,} free DOF")
+    return plot_mesh(points, model.edges, path, fixed_nodes=fixed, load_nodes=load_nodes, output_nodes=outputs,
+                     load_direction=direction, title=title)
+
+
+#: The figures :func:`plot_all` knows, in order.
+PLOTS = ("frf", "time", "residual", "load", "mesh")
+
+
+def plot_all(result, directory=".", *, what=None, model=None, stem=None, fmt="png"):
+    """Write the standard figures of a sweep into a directory.
+
+    Parameters
+    ----------
+    result : SweepResult or path
+    directory : str or path-like
+        Created if missing.
+    what : iterable of str or comma-separated str, optional
+        Any of :data:`PLOTS`. Default: ``frf``, ``time`` (when the result has a time
+        response), ``residual``, and ``mesh`` when a model is given.
+    model : femfreq.model.Model, optional
+        Needed for ``mesh``.
+    stem : str, optional
+        File name prefix (default: the result file's stem, else the model name).
+    fmt : str
+        File format / extension (``png``, ``pdf``, ``svg``).
+
+    Returns
+    -------
+    list of str
+        The files written, in the order of ``what``.
+
+    Raises
+    ------
+    ValueError
+        An unknown figure name; ``mesh`` without a model; ``time`` or ``load``
+        asked for explicitly on a result without a time response / FFT grid.
+    """
+    result = _as_result(result)
+    explicit = what is not None
+    if what is None:
+        what = ["frf"] + (["time"] if getattr(result, "t", None) is not None else []) + ["residual"]
+        what += ["mesh"] if model is not None else []
+    elif isinstance(what, str):
+        what = [w.strip() for w in what.split(",") if w.strip()]
+    what = list(dict.fromkeys(what))
+    unknown = [w for w in what if w not in PLOTS]
+    if unknown:
+        raise ValueError(f"unknown plot {unknown[0]!r}; pick from {', '.join(PLOTS)}")
+    if "mesh" in what and model is None:
+        raise ValueError("the mesh plot needs the model (model=...)")
+    if stem is None:
+        path = getattr(result, "path", None)
+        name = (getattr(result, "attrs", {}) or {}).get("model_name") or "femfreq"
+        stem = os.path.splitext(os.path.basename(path))[0] if path else str(name)
+    directory = os.fspath(directory)
+    os.makedirs(directory, exist_ok=True)
+    from matplotlib.figure import Figure  # noqa: F401  (fail early if matplotlib is missing)
+
+    written = []
+    for name in what:
+        out = os.path.join(directory, f"{stem}_{name}.{fmt}")
+        if name == "frf":
+            plot_frf(result, out)
+        elif name == "time":
+            if getattr(result, "t", None) is None:
+                if explicit:
+                    raise ValueError("no time response in this result (not an FFT grid): cannot plot 'time'")
+                continue
+            plot_time(result, out)
+        elif name == "residual":
+            plot_residuals(result, out)
+        elif name == "load":
+            t, P = getattr(result, "t", None), getattr(result, "load_spectrum", None)
+            if t is None or P is None or len(P) != len(t) // 2 + 1:
+                raise ValueError("no load history in this result (not an FFT grid): cannot plot 'load'")
+            from .spectra import to_time
+
+            L, F = _units(result)
+            plot_load(t, to_time(P, len(t)), result.freqs_hz, P, out,
+                      title=_title(result, "load history and spectrum"), force_unit=F)
+        elif name == "mesh":
+            plot_model(model, out)
+        written.append(out)
+    return written

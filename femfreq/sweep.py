@@ -182,20 +182,20 @@ def _build_system(model_or_K, C, M, b, *, g, output_dofs):
     from .model import Model  # local: keeps femfreq.sweep importable on its own
 
     model = None
-    if isinstance(model_or_K, Model):
-        model = model_or_K
+    if isinstance(model_or_K, (Model, System)):
+        kind = type(model_or_K).__name__
         if any(v is not None for v in (C, M, b)):
-            raise TypeError("give either a Model or the matrices K, C, M, b, not both")
-        system = model.system()
+            raise TypeError(f"give either a {kind} or the matrices K, C, M, b, not both")
+        if output_dofs is not None:
+            raise TypeError(f"output_dofs comes from the {kind}; set its outputs instead")
+        if isinstance(model_or_K, Model):
+            model = model_or_K
+            system = model.system()
+        else:
+            system = model_or_K
         if g is not None and g != system.g:
             system = System(K=system.K, C=system.C, M=system.M, b=system.b, g=g,
                             output_dofs=system.output_dofs, name=system.name)
-        if output_dofs is not None:
-            raise TypeError("output_dofs comes from the model; set the model's outputs instead")
-    elif isinstance(model_or_K, System):
-        system = model_or_K
-        if any(v is not None for v in (C, M, b)):
-            raise TypeError("give either a System or the matrices K, C, M, b, not both")
     elif isinstance(model_or_K, (str, os.PathLike)):
         raise TypeError(
             f"solve() takes a Model, a System or matrices; load the model file first: "
@@ -490,9 +490,14 @@ def _warn_uncertified(result, tol):
 def _run(system, todo, freqs, P, method, solver, options, *, cluster, hostfile, n_workers, security, path):
     """Yield ChunkResults for the frequencies ``todo``, serially or on dask."""
     if cluster is None and hostfile is None:
-        for part in _serial_chunks(todo.size, method):
-            idx = todo[part]
-            yield solve_chunk(system, idx, freqs[idx], P[idx], method=method, solver=solver, options=options)
+        from .solvers import base
+
+        try:
+            for part in _serial_chunks(todo.size, method):
+                idx = todo[part]
+                yield solve_chunk(system, idx, freqs[idx], P[idx], method=method, solver=solver, options=options)
+        finally:
+            base.clear_cache()  # free the factorization (GBs on big models) once the sweep is over
         return
     from . import cluster as _cluster
 

@@ -72,6 +72,9 @@ end
 if ~isempty(C) && ~isequal(size(C), [n n])
   error('femfreq:solve:size', 'C has size %d x %d but K has size %d x %d', size(C, 1), size(C, 2), n, n);
 end
+if ~isreal(K) || ~isreal(M) || ~isreal(C)
+  error('femfreq:solve:complex', 'K, C and M must be real; give structural damping as ''G'' (K (1 + i g))');
+end
 if numel(b) ~= n
   error('femfreq:solve:size', 'b has %d values but K is %d x %d', numel(b), n, n);
 end

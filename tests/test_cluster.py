@@ -140,7 +140,7 @@ def test_unreachable_scheduler_is_a_clear_oserror():
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]  # nothing listens here once closed
     with pytest.raises(OSError, match=f"cannot connect to the dask scheduler at tcp://127.0.0.1:{port}"):
-        with open_client(f"127.0.0.1:{port}", timeout=2):
+        with open_client(f"127.0.0.1:{port}", timeout=1):
             pass
 
 
@@ -274,3 +274,17 @@ def test_hostfile_cluster_unreachable_host_names_the_file(sshd, tmp_path):
     with pytest.raises(cluster.ClusterError, match=f"could not start the SSH cluster of {hostfile}"):
         with open_client(hostfile=hostfile, connect_options=opts, timeout=20):
             pass
+
+
+# -- dask-jobqueue (no batch system here: the cluster is built, its job script checked) --
+def test_jobqueue_cluster_builds_a_job_script_and_keeps_replicas():
+    pytest.importorskip("dask_jobqueue")
+    opts = {"memory": "1GB", "queue": "short", "walltime": "01:00:00"}
+    with open_client(jobqueue="slurm", n_workers=0, jobqueue_options=opts, timeout=10) as client:
+        script = client.cluster.job_script()
+        policies = client.run_on_scheduler(
+            lambda dask_scheduler: [type(p).__name__ for p in dask_scheduler.extensions["amm"].policies]
+        )
+    assert "#SBATCH -p short" in script and "#SBATCH -t 01:00:00" in script
+    assert "--nthreads 1" in script and "distributed.cli.dask_worker" in script
+    assert "ReduceReplicas" not in policies

@@ -194,7 +194,8 @@ def test_m_files_reject_bad_input(tmp_path, sat_mesh):
                  @() femfreq_solve(K, C, M, b, f, P, 1, 'Colour', 'red'), ...
                  @() femfreq_write_input('x.mat', K, C, M, b, f, P, 1, 'Version', '-v4'), ...
                  @() femfreq_write_input('x.mat', K, C, speye(2), b, f, P, 1), ...
-                 @() femfreq_read_result('missing.mat')};
+                 @() femfreq_read_result('missing.mat'), ...
+                 @() femfreq_solve(K * (1 + 0.1i), C, M, b, f, P, 1)};
         for k = 1:numel(calls)
           try
             calls{k}();
@@ -211,7 +212,8 @@ def test_m_files_reject_bad_input(tmp_path, sat_mesh):
                 "K must be square (has size 3 x 4)", "M has size 4 x 4 but K has size 3 x 3",
                 "C has size 2 x 2 but K has size 3 x 3", "b has 4 values but K is 3 x 3", "output_dofs is empty",
                 "Route must be 'py' or 'file'", "unknown option 'Colour'", "Version must be '-v7' or '-v7.3'",
-                "K, C and M must have the same size", "missing.mat: no such result file"]
+                "K, C and M must have the same size", "missing.mat: no such result file",
+                "K, C and M must be real; give structural damping as 'G'"]
     for k, text in enumerate(expected, start=1):
         assert re.search(rf"^case {k}: .*{re.escape(text)}", out, re.M), (k, text, out)
 

@@ -189,6 +189,11 @@ def test_headers_without_marker_counts(tmp_path):
     assert not p.vertex_markers.any() and not p.segment_markers.any()
 
 
+def test_regions_without_area(tmp_path):
+    p = read_poly(_write(tmp_path, "r.poly", "3 2 0 0\n1 0 0\n2 1 0\n3 0 1\n0 0\n0\n1\n1 0.2 0.2 4\n"))
+    np.testing.assert_array_equal(p.regions, [[0.2, 0.2, 4, -1]])
+
+
 def test_ele_uses_node_numbering(tmp_path):
     """Triangle's rule: the .node's first number sets the base of the .ele's vertex references."""
     _write(tmp_path, "b.node", "3 2 0 0\n1 0 0\n2 1 0\n3 0 1\n")
@@ -205,6 +210,7 @@ BAD_FILES = [
     ("count.poly", "3 2 0 0\n1 0 0\n2 1 0\n3 1 1\n4 0\n", r":5: .*unexpected end of file.*4 segments, found 0"),
     ("short.poly", "4 2 0 0\n1 0 0\n2 1 0\n3 1 1\n1 0\n1 1 2\n0\n", r":5: vertex 4 of 4 .* must have 3 fields, has 2"),
     ("word.node", "2 2 0 0\n1 0 0\n2 one 0\n", r":3: non-numeric field 'one' in vertex 2"),
+    ("under.node", "2 2 0 0\n1 0 0\n2 1_0 0\n", r":3: non-numeric field '1_0' in vertex 2"),
     ("header.node", "two 2 0 0\n", r":1: non-numeric field 'two'"),
     ("nan.node", "2 2 0 0\n1 0 0\n2 nan 0\n", r":3: vertex 2 has a non-finite value"),
     ("inf.poly", "2 2 0 0\n1 0 0\n2 0 -inf\n0 0\n0\n", r":3: vertex 2 has a non-finite value"),
@@ -526,7 +532,7 @@ def test_cli_mesh_model_level(tmp_path, capsys, satellite, satellite_levels):
     assert main(["mesh", "satellite", "--level", "2", "-o", str(tmp_path / "sat")]) == 0
     text = capsys.readouterr().out
     mesh = mesh_levels(satellite, satellite_levels, 2)
-    assert f"satellite level 2 " in text and f"{mesh.n_points:,} nodes" in text
+    assert "satellite level 2 " in text and f"{mesh.n_points:,} nodes" in text
     back = read_triangle_mesh(tmp_path / "sat.node")
     np.testing.assert_array_equal(back.triangles, mesh.triangles)
     # a .node/.ele pair in, refined, out as VTU

@@ -350,3 +350,39 @@ def test_sigkill_mid_sweep_leaves_a_readable_resumable_file(tmp_path):
         if delay is not None:
             assert not r.complete and r.status == "running", "killed too late: raise F"
     assert r.complete and r.done.all() and r.t is not None
+
+
+@pytest.mark.slow
+def test_sigkill_at_many_points_including_creation(tmp_path):
+    """Stress version: 12 kills at random moments, some before the file exists."""
+    script = tmp_path / "writer.py"
+    script.write_text(_WRITER)
+    path = tmp_path / "crash.h5"
+    F, n_out = 4000, 6
+    j = np.arange(n_out)
+    rng = np.random.default_rng(7)
+    for k in range(13):
+        proc = subprocess.Popen([sys.executable, str(script), str(path), str(F), str(n_out)],
+                                stdout=subprocess.PIPE, text=True)
+        try:
+            if k == 12:
+                assert proc.wait(timeout=300) == 0
+            elif k % 4 == 0:
+                time.sleep(rng.uniform(0.0, 1.0))  # maybe before or during creation
+                proc.send_signal(signal.SIGKILL)
+                proc.wait(timeout=30)
+            else:
+                assert proc.stdout.readline().startswith("ready")
+                time.sleep(rng.uniform(0.0, 0.6))
+                proc.send_signal(signal.SIGKILL)
+                proc.wait(timeout=30)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+        if not path.exists():
+            continue
+        r = read_results(path)
+        d = np.flatnonzero(r.done)
+        np.testing.assert_array_equal(r.response[d], np.sin(d[:, None] * 1.3 + j) + 1j * np.cos(d[:, None] * 0.7 - 2 * j))
+    assert r.complete and r.done.all()

@@ -130,6 +130,27 @@ def test_truss_matches_dense_over_frequencies_with_multiple_rhs(name, g, beta):
 
 
 @needs_pardiso
+@pytest.mark.parametrize("g, beta", [(0.02, 0.0), (0.0, 0.004)])
+def test_backends_agree_on_the_satellite_at_resonance_peaks(g, beta):
+    from femfreq.model import load_model
+
+    model = load_model("satellite", level=1)  # ~1.4k DOF
+    s0 = model.system()
+    s = System(K=s0.K, C=beta * s0.K if beta else None, M=s0.M, b=s0.b, g=g)
+    peaks, _ = model.modes(3)
+    freqs = np.concatenate([[0.0], peaks, [500.0]])
+    lu, pd = get_solver(s, "superlu"), get_solver(s, "pardiso")
+    for f in freqs:
+        omega = 2 * np.pi * f
+        x_lu, x_pd = lu.solve(omega, s.b), pd.solve(omega, s.b)
+        for solver, x in ((lu, x_lu), (pd, x_pd)):
+            rel, bwd = s.residuals(omega, x, 1.0)
+            assert rel < 1e-10 and bwd < 1e-15, (solver.name, f, rel, bwd)
+        # two backward-stable solves differ by up to cond(A) eps: ~1e-10 at these peaks
+        assert rel_err(x_pd, x_lu) < 1e-8, f
+
+
+@needs_pardiso
 def test_pardiso_unsymmetric_uses_type_13():
     s0 = random_system(25, 3, g=0.01, c_scale=0.01)
     K = s0.K + sp.triu(s0.K, 1) * 0.3  # break the symmetry
@@ -144,7 +165,8 @@ def test_pardiso_unsymmetric_uses_type_13():
 
 @needs_pardiso
 @pytest.mark.parametrize("opts", [dict(threads=2), dict(ordering="amd"), dict(matching=True, analysis_omega=30.0),
-                                  dict(refinement=2), dict(threads=0, ordering="parallel-metis")])
+                                  dict(refinement=2), dict(threads=0, ordering="parallel-metis"),
+                                  dict(iparm={23: 1})])
 def test_pardiso_options_give_the_same_answer(opts):
     s = grid_truss(6, 6, g=0.02)
     with PardisoSolver(s, **opts) as solver:
@@ -177,6 +199,15 @@ def test_solve_certified_reports_residuals_and_refines(name):
     assert rel2 <= rel
     assert solver.stats["factorizations"] == before + 1  # refinement reuses the factors
     assert solver.stats["solves"] > solver.stats["factorizations"]
+
+
+def test_solve_certified_rejects_bad_arguments():
+    s, other = grid_truss(4, 3), grid_truss(4, 3)
+    solver = get_solver(s, "superlu")
+    with pytest.raises(ValueError, match="solver was built for another system"):
+        solve_certified(solver, other, 1.0, 1.0)
+    with pytest.raises(ValueError, match=r"refine must be >= 0 \(got -1\)"):
+        solve_certified(solver, s, 1.0, 1.0, refine=-1)
 
 
 @pytest.mark.parametrize("name", BACKENDS)
@@ -303,6 +334,10 @@ def test_pardiso_rejects_bad_options():
         PardisoSolver(s, threads=-1)
     with pytest.raises(ValueError, match=r"unknown ordering 'rcm'; pick one of \['amd', 'metis', 'parallel-metis'\]"):
         PardisoSolver(s, ordering="rcm")
+    with pytest.raises(ValueError, match=r"iparm keys must be 0-based indices 0..63 \(got 64\)"):
+        PardisoSolver(s, iparm={64: 1})
+    with pytest.raises(ValueError, match=r"iparm\[34\] is fixed by the binding"):
+        PardisoSolver(s, iparm={34: 0})
 
 
 def test_superlu_rejects_bad_options():

@@ -53,6 +53,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     level = [logging.WARNING, logging.INFO, logging.DEBUG][min(args.verbose, 2)]
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    # dask configures its own loggers at INFO; keep them quiet unless -vv
+    for name in ("distributed", "dask", "asyncssh"):
+        logging.getLogger(name).setLevel(logging.DEBUG if args.verbose >= 2 else logging.WARNING)
+    # femfreq's own INFO lines (cluster address, dashboard link, resume) are for the user
+    logging.getLogger("femfreq").setLevel(min(level, logging.INFO))
     try:
         return int(args.func(args) or 0)
     except KeyboardInterrupt:

@@ -351,7 +351,8 @@ def mandelbrot_on_dask(
     preview_size : int
         Longest side of the preview in pixels (block means of the full image).
     max_in_flight : int, optional
-        Blocks submitted and not yet written; default 2 per worker thread.
+        Blocks submitted and not yet written; default 2 per worker thread, up to 16 per
+        worker thread for small blocks while their total stays under 64 MB.
     compression : {None, "gzip", "lzf"}
         HDF5 compression of the dataset.
     overwrite : bool
@@ -381,7 +382,12 @@ def mandelbrot_on_dask(
     rows_per_task = int(min(rows_per_task, height))
     if compression not in (None, "gzip", "lzf"):
         raise ValueError(f"unknown compression {compression!r}; pick one of [None, 'gzip', 'lzf']")
-    max_in_flight = int(max_in_flight or 2 * n_threads)
+    if max_in_flight is None:
+        # enough blocks queued to hide the round trip of small tasks, within ~64 MB of results
+        max_in_flight = max(2 * n_threads, min(16 * n_threads, (64 << 20) // (rows_per_task * width)))
+    if isinstance(max_in_flight, bool) or not isinstance(max_in_flight, (int, np.integer)) or max_in_flight < 1:
+        raise ValueError(f"max_in_flight must be a positive integer (got {max_in_flight!r})")
+    max_in_flight = int(max_in_flight)
     path = Path(path)
     if path.exists() and not overwrite:
         raise FileExistsError(f"{path} exists (pass overwrite=True to replace it)")

@@ -273,15 +273,14 @@ def primes_on_dask(client, a: int, b: int, *, split: str = "chunks", n_tasks: in
         n_tasks = 8 * n_threads if split == "chunks" else n_threads
     pieces = split_range(a, b, n_tasks, split)
     t0 = time.perf_counter()
-    futures = []
-    for k, (start, stop, step) in enumerate(pieces):
-        # Larger integers cost more: start the expensive chunks first (longest-processing-time
-        # first), the cheap ones fill the gaps at the end.
-        priority = k if split == "chunks" else 0
-        futures.append(
-            client.submit(primes_task, start, stop, step, pure=False, priority=priority, key=f"primes-{split}-{k}-{time.time_ns()}")
-        )
-    records = client.gather(futures)
+    # Larger integers cost more: submit the expensive chunks first, with higher priority
+    # (longest processing time first); the cheap ones fill the gaps at the end.
+    order = range(len(pieces) - 1, -1, -1) if split == "chunks" else range(len(pieces))
+    futures = {}
+    for k in order:
+        start, stop, step = pieces[k]
+        futures[k] = client.submit(primes_task, start, stop, step, pure=False, priority=k if split == "chunks" else 0)
+    records = client.gather([futures[k] for k in range(len(pieces))])
     wall = time.perf_counter() - t0
     total = sum(r["total"] for r in records)
     return PrimesRun(total=int(total), tasks=list(records), wall_s=wall, split=split, a=a, b=b, n_workers=n_threads)

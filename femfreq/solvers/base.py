@@ -17,7 +17,6 @@ from abc import ABC, abstractmethod
 from collections import OrderedDict
 
 import numpy as np
-import scipy.sparse as sp
 
 __all__ = [
     "DirectSolver",
@@ -159,6 +158,10 @@ class DirectSolver(ABC):
         ValueError
             If ``rhs`` has the wrong shape, ``omega`` is not finite, or the solver is closed.
         """
+        return self._solve_with_info(omega, rhs)[0]
+
+    def _solve_with_info(self, omega, rhs):
+        """:meth:`solve`, also returning its ``last_info`` (read under the lock)."""
         omega = self._check_omega(omega)
         B, squeeze = self._check_rhs(rhs)
         with self._lock:
@@ -170,7 +173,8 @@ class DirectSolver(ABC):
             self.stats["factorizations"] += 1
             self.stats["solves"] += 1
             self._check_solution(omega, X, B)
-        return X[:, 0] if squeeze else X
+            info = self.last_info
+        return (X[:, 0] if squeeze else X), info
 
     def solve_with_factor(self, omega: float, rhs: np.ndarray) -> np.ndarray:
         """Solve again with the factorization of the last :meth:`solve` (no refactoring).
@@ -459,9 +463,9 @@ def get_solver(system, name: str = "auto", **options) -> DirectSolver:
     >>> from femfreq.system import System
     >>> from femfreq.solvers import get_solver
     >>> s = System(K=[[2.0, -1.0], [-1.0, 2.0]], C=None, M=np.eye(2), b=[1.0, 0.0])
-    >>> x = get_solver(s, "superlu").solve(1.0, s.b)
+    >>> x = get_solver(s, "superlu").solve(0.5, s.b)  # (K - 0.25 M) x = b
     >>> np.round(x.real, 6)
-    array([0.666667, 0.333333])
+    array([0.848485, 0.484848])
     """
     _check_system(system)
     backend = resolve_solver_name(system, name)
@@ -540,9 +544,8 @@ def solve_certified(solver: DirectSolver, system, omega: float, load: complex, *
     if refine < 0:
         raise ValueError(f"refine must be >= 0 (got {refine})")
     rhs = complex(load) * system.b
-    x = solver.solve(omega, rhs)
-    info = solver.last_info
-    if info.get("omega") == float(omega) and "backward_error" in info:
+    x, info = solver._solve_with_info(omega, rhs)
+    if "backward_error" in info:
         rel, bwd = float(info["rel_residual"][0]), float(info["backward_error"][0])  # computed by solve
     else:
         rel, bwd = system.residuals(omega, x, load)

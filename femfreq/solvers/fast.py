@@ -570,8 +570,9 @@ def solve_band(system, freqs_hz, load, *, tol=1e-6, max_basis=None, shifts=None,
     omegas = 2 * np.pi * f
     if max_basis is None:
         max_basis = min(n, 400)
-    max_basis = int(min(max_basis, n))
     prop = _proportional(system)
+    # Z = [b, K V, M V, (C V)] must keep fewer columns than n for its thin QR
+    max_basis = int(max(1, min(max_basis, (n - 1) // (2 if prop is not None else 3))))
     alpha_fit, beta_fit = _fit_damping(system)
     g = system.g
     # effective shifted-pencil point: A ~ a(w) (K - mu(w) M) for proportional damping
@@ -648,10 +649,12 @@ def solve_band(system, freqs_hz, load, *, tol=1e-6, max_basis=None, shifts=None,
             tk = time.perf_counter()
             # raw Krylov directions: (K - s M)^-1 b, then (K - s M)^-1 M v (and C v for general C)
             pending = [F.solve(part) for part in b_parts if np.any(part)]
+            if basis.m:  # rational Krylov: continue from the newest vector at the new shift too
+                pending.insert(0, F.solve(M @ basis.V[:, basis.m - 1]))
             last_worst = None
             try:
                 while basis.m < max_basis and pending:
-                    size = step if step is not None else max(8, basis.m // 5)
+                    size = step if step is not None else max(8, min(32, basis.m // 6))
                     size = min(size, max_basis - basis.m)
                     # s-step: a block of chain vectors orthogonalised locally (cheap), then
                     # against the basis with BLAS-3 (the expensive part, once per block)

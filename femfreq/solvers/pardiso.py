@@ -247,6 +247,10 @@ class PardisoSolver(DirectSolver):
         for symmetric indefinite, 13 for unsymmetric.
     symmetric : bool, optional
         Force matrix type 6 (True) or 13 (False); default ``system.is_symmetric``.
+    iparm : dict of int to int, optional
+        Expert overrides of PARDISO's ``iparm`` (0-based index -> value), applied
+        after the settings below, e.g. ``{23: 1}`` for the two-level factorization.
+        Indices 5, 27, 34, 35, 36 and 59 are fixed by the binding.
     singular_tol : float, optional
         See :class:`~femfreq.solvers.base.DirectSolver`.
 
@@ -284,6 +288,7 @@ class PardisoSolver(DirectSolver):
         refinement: int = 0,
         pivot_perturbation: int | None = None,
         symmetric: bool | None = None,
+        iparm: dict | None = None,
         **options,
     ):
         if _hidden():
@@ -306,6 +311,14 @@ class PardisoSolver(DirectSolver):
         pivot_perturbation = int(pivot_perturbation)
         if not 1 <= pivot_perturbation <= 20:
             raise ValueError(f"pivot_perturbation must be in 1..20 (got {pivot_perturbation})")
+        overrides = {}
+        for key, value in dict(iparm or {}).items():
+            if isinstance(key, bool) or not isinstance(key, (int, np.integer)) or not 0 <= key < 64:
+                raise ValueError(f"iparm keys must be 0-based indices 0..63 (got {key!r})")
+            if key in (34, 35, 36, 27, 59, 5):
+                raise ValueError(f"iparm[{key}] is fixed by the binding (indexing, storage, precision, in-core)")
+            overrides[int(key)] = int(value)
+        self.iparm_overrides = overrides
         self.ordering = ordering
         self.matching = bool(matching)
         self.analysis_omega = self._check_omega(analysis_omega)
@@ -321,6 +334,7 @@ class PardisoSolver(DirectSolver):
             matching=matching,
             refinement=refinement,
             pivot_perturbation=pivot_perturbation,
+            iparm=tuple(sorted(overrides.items())),
             **options,
         )
 
@@ -393,6 +407,8 @@ class PardisoSolver(DirectSolver):
         iparm[34] = 1  # zero-based ia, ja
         iparm[36] = 0  # CSR storage
         iparm[59] = 0  # in-core
+        for key, value in self.iparm_overrides.items():
+            iparm[key] = value
         self._iparm = iparm
         self._fill(self.analysis_omega)
         dummy = np.zeros((n, 1), dtype=np.complex128, order="F")
