@@ -8,7 +8,7 @@ fatal), and writes ``results.json``, ``results.md`` and the plots to ``benchmark
 import sys
 from pathlib import Path
 
-from femfreq.calibrate._report import main
+from femfreq._cli.bench import main
 
 if __name__ == "__main__":
     sys.exit(main(package_dir=Path(__file__).resolve().parent))

@@ -33,7 +33,9 @@ from pathlib import Path
 import numpy as np
 
 __all__ = [
+    "KEEP_REPLICAS_CONFIG",
     "ClusterError",
+    "dashboard_link",
     "make_security",
     "open_client",
     "plan_chunks",
@@ -389,7 +391,9 @@ def open_client(
     OSError
         The scheduler cannot be reached.
     ImportError
-        ``jobqueue`` without dask-jobqueue installed.
+        ``jobqueue`` without dask-jobqueue installed (or a host file without asyncssh).
+    ClusterError
+        The SSH cluster could not start (the message names the host file).
 
     Examples
     --------

@@ -836,7 +836,7 @@ def _resolve_model_path(path_or_name) -> Path:
     if p.suffix == ".toml" or p.exists() or p.parent != Path("."):
         if not p.is_file():
             raise FileNotFoundError(f"model file {str(p)!r} not found")
-        return p
+        return p.resolve()
     shipped = models_dir() / f"{p.name}.toml"
     if shipped.is_file():
         return shipped

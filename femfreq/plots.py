@@ -47,7 +47,7 @@ def _save(fig, path):
         if directory:
             os.makedirs(directory, exist_ok=True)
         fig.savefig(path, dpi=_DPI)
-        logger.info("wrote %s", path)
+        logger.debug("wrote %s", path)
     return fig
 
 
@@ -106,6 +106,10 @@ def _auto_t_max(t, *series, rel=1e-2):
     return float(min(t[-1], max(last + 0.2 * (last - t[0]), t[0] + 0.1 * span)))
 
 
+def _nodes(count):
+    return f"{count:,} node" + ("" if count == 1 else "s")
+
+
 def _note_partial(ax, result):
     done = np.asarray(getattr(result, "done", np.ones(len(result.freqs_hz), bool)), dtype=bool)
     if not done.all():
@@ -121,8 +125,8 @@ def plot_frf(result, path=None, *, quantity="frf", max_lines=4):
     """Magnitude (log scale) and phase versus frequency at the output DOF.
 
     With more than ``max_lines`` outputs, the ``max_lines`` with the largest peak
-    are drawn and the RMS over all outputs, ``sqrt(mean_j |H_j|^2)``, is added as an
-    envelope.
+    are drawn and the RMS over all outputs, ``sqrt(mean_j |H_j|^2)``, is added as a
+    dashed line.
 
     Parameters
     ----------
@@ -166,7 +170,7 @@ def plot_frf(result, path=None, *, quantity="frf", max_lines=4):
         mag = np.abs(H[order, j])
         ax_mag.plot(f, mag, color=_COLORS[c % len(_COLORS)], lw=1.1, marker=marker, label=labels[j])
         ax_ph.plot(f, np.degrees(np.angle(H[order, j])), color=_COLORS[c % len(_COLORS)], lw=0.9, marker=marker)
-    if n_out > 1:
+    if n_out > len(sel):
         rms = np.sqrt(np.mean(np.abs(H[order]) ** 2, axis=1))  # NaN on rows not done
         ax_mag.plot(f, rms, color="black", lw=2.0, ls="--", alpha=0.8, label=f"RMS of all {n_out} outputs")
     ax_mag.set_yscale("log")
@@ -353,7 +357,8 @@ def plot_mesh(points, edges, path=None, *, fixed_nodes=None, load_nodes=None, ou
         raise ValueError(f"edges must have shape (e, 2) (has {edges.shape})")
     n = points.shape[0]
     if edges.size and (edges.min() < 0 or edges.max() >= n):
-        raise ValueError(f"edges refer to node {int(edges.max() if edges.max() >= n else edges.min())}; nodes are 0..{n - 1}")
+        bad = int(edges.max() if edges.max() >= n else edges.min())
+        raise ValueError(f"edges refer to node {bad}; nodes are 0..{n - 1}")
     sets = {}
     for name, nodes in (("fixed_nodes", fixed_nodes), ("load_nodes", load_nodes), ("output_nodes", output_nodes)):
         if nodes is None:
@@ -365,8 +370,20 @@ def plot_mesh(points, edges, path=None, *, fixed_nodes=None, load_nodes=None, ou
         sets[name] = nodes
     lo, hi = points.min(axis=0), points.max(axis=0)
     span = np.maximum(hi - lo, 1e-12)
+    arrows = np.zeros((0, 2, 2))
+    if "load_nodes" in sets and load_direction is not None:
+        d = np.asarray(load_direction, dtype=float).ravel()
+        if d.shape == (2,) and np.linalg.norm(d) > 0:
+            d = d / np.linalg.norm(d) * 0.12 * span.max()
+            tails = points[sets["load_nodes"]]
+            arrows = np.stack([tails, tails + d], axis=1)
+            lo = np.minimum(lo, arrows[:, 1].min(axis=0))
+            hi = np.maximum(hi, arrows[:, 1].max(axis=0))
+    pad = 0.04 * (hi - lo).max()
+    lo, hi = lo - pad, hi + pad
     width = 9.0
-    height = float(np.clip(width * span[1] / span[0], 3.0, 9.0))
+    # the axes keep the data's aspect; the rest is room for title, labels and the legend
+    height = float(np.clip((width - 1.0) * (hi[1] - lo[1]) / (hi[0] - lo[0]) + 1.6, 2.6, 10.0))
     fig, (ax,) = _figure(1, width=width, height=height)
     big = edges.shape[0] > 20000
     lw = 0.6 if edges.shape[0] < 3000 else (0.3 if not big else 0.12)
@@ -378,31 +395,26 @@ def plot_mesh(points, edges, path=None, *, fixed_nodes=None, load_nodes=None, ou
 
     if "fixed_nodes" in sets:
         p = points[sets["fixed_nodes"]]
-        ax.scatter(p[:, 0], p[:, 1], marker="^", s=size(len(p)), c="black", zorder=3, label=f"fixed ({len(p)} nodes)")
+        ax.scatter(p[:, 0], p[:, 1], marker="^", s=size(len(p)), c="black", zorder=3, label=f"fixed ({_nodes(len(p))})")
     if "output_nodes" in sets:
         p = points[sets["output_nodes"]]
+        # drawn above the load star, so an output at the load point stays visible
         ax.scatter(p[:, 0], p[:, 1], marker="o", s=size(len(p)), facecolors="none", edgecolors="#1f77b4",
-                   linewidths=1.0 if len(p) < 200 else 0.5, zorder=4, label=f"output ({len(p)} nodes)")
+                   linewidths=1.0 if len(p) < 200 else 0.5, zorder=6, label=f"output ({_nodes(len(p))})")
     if "load_nodes" in sets:
         p = points[sets["load_nodes"]]
-        ax.scatter(p[:, 0], p[:, 1], marker="*", s=max(4 * size(len(p)), 30.0), c="#d62728", zorder=5,
-                   label=f"load ({len(p)} node{'s' if len(p) != 1 else ''})")
-        if load_direction is not None:
-            d = np.asarray(load_direction, dtype=float).ravel()
-            if d.shape == (2,) and np.linalg.norm(d) > 0:
-                d = d / np.linalg.norm(d) * 0.12 * span.max()
-                for q in p:
-                    ax.annotate("", xy=q + d, xytext=q, zorder=6,
-                                arrowprops=dict(arrowstyle="-|>", color="#d62728", lw=1.8))
-    pad = 0.04 * span.max()
-    ax.set_xlim(lo[0] - pad, hi[0] + pad)
-    ax.set_ylim(lo[1] - pad, hi[1] + pad)
+        ax.scatter(p[:, 0], p[:, 1], marker="*", s=max(4 * size(len(p)), 30.0), c="#d62728", zorder=4,
+                   label=f"load ({_nodes(len(p))})")
+        for tail, tip in arrows:
+            ax.annotate("", xy=tip, xytext=tail, zorder=5, arrowprops=dict(arrowstyle="-|>", color="#d62728", lw=1.8))
+    ax.set_xlim(lo[0], hi[0])
+    ax.set_ylim(lo[1], hi[1])
     ax.set_aspect("equal")
     ax.set_xlabel(f"x  [{length_unit}]")
     ax.set_ylabel(f"y  [{length_unit}]")
     ax.set_title(title or f"Mesh: {n:,} nodes, {edges.shape[0]:,} rods")
     if sets:
-        ax.legend(loc="best", fontsize=8, framealpha=0.9)
+        fig.legend(loc="outside lower center", ncols=len(sets), fontsize=8, frameon=False)
     return _save(fig, path)
 
 
@@ -435,7 +447,7 @@ def plot_residuals(result, path=None):
     rel = np.asarray(result.rel_residual, float)
     bwd = np.asarray(result.backward_error, float)
     method = np.asarray(getattr(result, "method", np.ones(freqs.size)), dtype=int)
-    fig, (ax,) = _figure(1, height=3.6)
+    fig, (ax,) = _figure(1, height=4.4)
     floor = np.finfo(float).tiny
     names = {1: "direct", 2: "fast"}
     for m, name in names.items():
@@ -455,7 +467,7 @@ def plot_residuals(result, path=None):
     ax.set_xlabel("frequency  [Hz]")
     ax.set_ylabel("residual  [-]")
     ax.set_title(_title(result, "accuracy of every frequency"))
-    ax.legend(loc="best", fontsize=8, framealpha=0.9)
+    fig.legend(loc="outside lower center", ncols=3, fontsize=8, frameon=False)
     _note_partial(ax, result)
     return _save(fig, path)
 

@@ -24,17 +24,23 @@ Layout (one file per sweep; complex numbers as h5py's compound ``(r, i)``)::
     /versions          attrs: femfreq, numpy, scipy, h5py, hdf5, dask, distributed, python
 
 Crash safety. Every dataset is created at its full size with its storage
-allocated up front (``H5D_ALLOC_TIME_EARLY``, contiguous layout except the
-``/chunks`` table whose chunks are allocated too), in a temporary file that is
-renamed into place. After that a chunk of results only overwrites raw data in
-place: the HDF5 metadata on disk never changes while the sweep runs, so a
-client killed at any moment (SIGKILL) leaves a file whose structure is the one
-written at creation. Rows are written and flushed *before* their ``done`` flags
-are set and flushed, so ``done`` never claims a row that is not on disk. Only
-the rare growth of ``/chunks`` (more chunks than frequencies, after resumes) and
-:meth:`ResultWriter.finish` touch metadata. The file uses the default (oldest)
-superblock, which has no "file open for writing" flag, so a crashed file opens
-normally for reading and for resuming (no ``h5clear`` needed).
+allocated up front (``H5D_ALLOC_TIME_EARLY``; contiguous layout except the
+``/chunks`` table, whose chunks are allocated too), in a temporary file that is
+renamed into place. After that, writing a chunk of results only overwrites raw
+data in place: no byte of HDF5 metadata changes while the sweep runs (a test
+checks this byte by byte), so a client killed at any instant (SIGKILL) leaves
+the structure written at creation. Rows are written and flushed *before* their
+``done`` flags are set and flushed, so ``done`` never claims a row that is not in
+the file; at most the chunk in flight is lost. Only the rare growth of
+``/chunks`` (more chunks than frequencies, after resumes) and
+:meth:`ResultWriter.finish` touch metadata.
+
+The file uses the oldest superblock (version 0), which does not enforce the
+"file is open for writing" flag, so a killed writer's file opens for reading and
+for resuming as it is. With ``libver="latest"`` (which SWMR requires) every such
+file refused to open ("file is already open for write ... use h5clear"), so SWMR
+is not used. Flushes hand the data to the operating system (enough when the
+process dies); they do not ``fsync`` (no protection against power loss).
 """
 
 from __future__ import annotations
@@ -522,7 +528,10 @@ class ResultWriter:
             )
         tmp = f"{path}.tmp-{os.getpid()}"
         try:
-            with h5py.File(tmp, "w") as h5:
+            # the oldest superblock on purpose: it has no enforced "open for writing" flag, so
+            # a file whose writer was killed opens for reading and resuming without h5clear
+            # (libver="latest", which SWMR needs, leaves such a file unopenable)
+            with h5py.File(tmp, "w", libver="earliest") as h5:
                 cls._layout(h5, freqs_hz, P, outs, attrs, model, n_fft)
             os.replace(tmp, path)
         finally:
@@ -593,7 +602,8 @@ class ResultWriter:
         nan_c = np.complex128(complex(np.nan, np.nan))
 
         def dset(name, shape, dtype, data=None, fill=None, **kw):
-            return h5.create_dataset(name, shape=shape, dtype=dtype, data=data, fillvalue=fill, dcpl=_early_dcpl(), **kw)
+            return h5.create_dataset(name, shape=shape, dtype=dtype, data=data, fillvalue=fill,
+                                     dcpl=_early_dcpl(), **kw)
 
         dset("freqs_hz", (F,), np.float64, data=freqs_hz)
         dset("load_spectrum", (F,), np.complex128, data=P)
@@ -611,7 +621,8 @@ class ResultWriter:
         dset("time/response", (nt, n_out), np.float64, fill=np.nan)
         rows = max(F, 1)
         h5.create_dataset(
-            "chunks", shape=(rows,), maxshape=(None,), chunks=(min(rows, 1024),), dtype=_chunk_dtype(), dcpl=_early_dcpl()
+            "chunks", shape=(rows,), maxshape=(None,), chunks=(min(rows, 1024),), dtype=_chunk_dtype(),
+            dcpl=_early_dcpl(),
         )
         h5["outputs/direction"].attrs["meaning"] = "0 = x, 1 = y"
         h5["method"].attrs["meaning"] = "0 not done, 1 direct, 2 fast"
@@ -623,9 +634,12 @@ class ResultWriter:
             "format_version": FORMAT_VERSION,
             "femfreq_version": femfreq.__version__,
             "created": _now(),
-            "status": "running",
         }
         _write_attrs(h5.attrs, {**attrs, **root})
+        # what finish() records, preallocated at a fixed size so that finishing overwrites
+        # these attribute values in place instead of growing the root object header
+        for key, value in _finish_placeholders().items():
+            h5.attrs[key] = value
         _write_attrs(h5["model"].attrs, model)
         _write_attrs(h5["versions"].attrs, _versions())
         h5.flush()
@@ -713,7 +727,9 @@ class ResultWriter:
         cols = {}
         for name, arr, dtype in (("rel_residual", rel, np.float64), ("backward_error", bwd, np.float64),
                                  ("method", method, np.int8)):
-            a = np.broadcast_to(np.asarray(arr, dtype=dtype), (k,)) if np.ndim(arr) == 0 else np.asarray(arr, dtype=dtype)
+            a = np.asarray(arr, dtype=dtype)
+            if a.ndim == 0:
+                a = np.full(k, a)
             if a.shape != (k,):
                 raise ValueError(f"chunk {name} must have shape ({k},) (has {a.shape})")
             cols[name] = a
@@ -797,13 +813,26 @@ class ResultWriter:
             warnings.warn(
                 f"{self.path}: finishing with {n_missing} of {self.n_freqs} frequencies not done", stacklevel=2
             )
-        values = dict(attrs)
-        for key, value in (timings or {}).items():
-            values[f"time_{key}"] = value
-        values.update(status="complete", finished=_now(), n_done=int(self._done.sum()))
-        _write_attrs(h5.attrs, values)
+        final = _finish_placeholders(status="complete", finished=_now(), n_done=int(self._done.sum()))
+        for key, value in final.items():  # same sizes as at creation: rewritten in place
+            h5.attrs.modify(key, value)
         h5.flush()
+        extra = dict(attrs)
+        for key, value in (timings or {}).items():
+            extra[f"time_{key}"] = value
+        if extra:  # new attributes: after the status, each step flushed
+            _write_attrs(h5.attrs, extra)
+            h5.flush()
         self.finished = True
+
+
+def _finish_placeholders(status="running", finished="", n_done=-1) -> dict:
+    """The attributes finish() sets, as fixed-size values (status S8, finished S32, n_done int64)."""
+    return {
+        "status": np.bytes_(status.encode("ascii")[:8].ljust(8, b"\0")),
+        "finished": np.bytes_(finished.encode("ascii")[:32].ljust(32, b"\0")),
+        "n_done": np.int64(n_done),
+    }
 
 
 def _now() -> str:

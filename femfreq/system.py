@@ -141,26 +141,26 @@ class System:
     # -- pattern -------------------------------------------------------------
     def _align(self):
         n = self.n
-        mats = [self.K.tocoo(), self.C.tocoo(), self.M.tocoo()]
-        rows = np.concatenate([m.row for m in mats]).astype(np.int64)
-        cols = np.concatenate([m.col for m in mats]).astype(np.int64)
-        # column-major key so that the unique keys come out in CSC order
-        keys = cols * n + rows
-        uniq, inverse = np.unique(keys, return_inverse=True)
-        nnz = uniq.size
+        keys = []
+        for A in (self.K, self.C, self.M):
+            A.sum_duplicates()  # canonical CSC: sorted indices, no duplicates
+            cols = np.repeat(np.arange(n, dtype=np.int64), np.diff(A.indptr))
+            # column-major key: sorted keys are the CSC order
+            keys.append(cols * n + A.indices)
+        allk = np.concatenate(keys)
+        allk.sort(kind="stable")  # timsort merges the three sorted runs (np.unique is slower)
+        uniq = allk[np.r_[True, allk[1:] != allk[:-1]]] if allk.size else allk
         values = []
-        start = 0
-        for m in mats:
-            v = np.zeros(nnz)
-            np.add.at(v, inverse[start : start + m.nnz], m.data)
+        for A, k in zip((self.K, self.C, self.M), keys):
+            v = np.zeros(uniq.size)
+            v[np.searchsorted(uniq, k)] = A.data
             values.append(v)
-            start += m.nnz
-        indices = (uniq % n).astype(np.int32 if n < 2**31 else np.int64)
+        index_type = np.int32 if max(n, uniq.size) < 2**31 else np.int64
+        indices = (uniq % n).astype(index_type)
         indptr = np.zeros(n + 1, dtype=np.int64)
-        np.add.at(indptr, uniq // n + 1, 1)
-        indptr = np.cumsum(indptr).astype(indices.dtype)
+        np.cumsum(np.bincount(uniq // n, minlength=n), out=indptr[1:])
         set_ = object.__setattr__
-        set_(self, "pattern", (indptr, indices))
+        set_(self, "pattern", (indptr.astype(index_type), indices))
         set_(self, "k_values", values[0])
         set_(self, "c_values", values[1])
         set_(self, "m_values", values[2])

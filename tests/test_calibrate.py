@@ -343,7 +343,7 @@ def test_chunk_planning_helpers():
 def test_calibrate_needs_workers():
     from distributed import Client, LocalCluster
 
-    with LocalCluster(n_workers=0, processes=False, dashboard_address=None) as cluster, Client(cluster) as c:
+    with LocalCluster(n_workers=0, processes=False, dashboard_address=":0") as cluster, Client(cluster) as c:
         with pytest.raises(ValueError, match="has no workers"):
             calibrate(c)
 

@@ -30,7 +30,8 @@ def _sdof_result(n_out=3, n_fft=256, dt=5e-4, done=None):
                        backward_error=np.where(done, 1e-17, np.nan), method=method,
                        outputs={"node": np.arange(n_out), "direction": np.zeros(n_out, np.int8),
                                 "dof": 2 * np.arange(n_out), "xy": np.zeros((n_out, 2))},
-                       t=np.arange(n_fft) * dt, time_response=to_time(x, n_fft), attrs={"model_name": "sdof", "tol": 1e-6})
+                       t=np.arange(n_fft) * dt, time_response=to_time(x, n_fft),
+                       attrs={"model_name": "sdof", "tol": 1e-6})
 
 
 def _check_png(path):
@@ -47,7 +48,7 @@ def test_frf_few_outputs(tmp_path):
     assert "x / P" in ax_mag.get_ylabel() and "[Hz]" in ax_ph.get_xlabel() and "[deg]" in ax_ph.get_ylabel()
     assert "sdof" in ax_mag.get_title()
     labels = [line.get_label() for line in ax_mag.get_lines()]
-    assert labels[:3] == ["node 0 x", "node 1 x", "node 2 x"] and labels[3] == "RMS of all 3 outputs"
+    assert labels == ["node 0 x", "node 1 x", "node 2 x"]  # all shown: no RMS line
     # the plotted magnitude is |H| = |x / P|: the SDOF receptance peaks near 40 Hz
     xdata, ydata = ax_mag.get_lines()[0].get_data()
     assert abs(xdata[np.nanargmax(ydata)] - 40.0) < 5
@@ -110,7 +111,7 @@ def test_load_and_residuals(tmp_path):
     _check_png(tmp_path / "res.png")
     ax = fig.axes[0]
     assert ax.get_yscale() == "log" and "[Hz]" in ax.get_xlabel()
-    legend = [t.get_text() for t in ax.get_legend().get_texts()]
+    legend = [t.get_text() for t in fig.legends[0].get_texts()]
     assert any("direct" in s for s in legend) and any("fast" in s for s in legend) and "tol = 1e-06" in legend
 
 
@@ -121,14 +122,17 @@ def test_mesh(tmp_path):
     edges = np.array([[i, i + 1] for i in range(12) if i % 4 != 3] + [[i, i + 4] for i in range(8)]
                      + [[i, i + 5] for i in range(8) if i % 4 != 3])
     fig = plot_mesh(points, edges, tmp_path / "mesh.png", fixed_nodes=[0, 4, 8], load_nodes=[11],
-                    output_nodes=[5, 6], load_direction=[0, -1])
+                    output_nodes=[5, 6], load_direction=[0, 1])
     _check_png(tmp_path / "mesh.png")
     ax = fig.axes[0]
     assert ax.get_aspect() == 1.0
     segs = ax.collections[0].get_segments()
     assert len(segs) == len(edges)
     np.testing.assert_array_equal(segs[0], points[edges[0]])
-    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["fixed (3 nodes)", "output (2 nodes)", "load (1 node)"]
+    legend = [t.get_text() for t in fig.legends[0].get_texts()]
+    assert legend == ["fixed (3 nodes)", "output (2 nodes)", "load (1 node)"]
+    assert len(ax.texts) == 1  # the load arrow, inside the axes limits
+    assert ax.get_ylim()[1] > 2 + 0.12 * 3  # the limits include the arrow tip
     assert "[length]" in ax.get_xlabel()
     with pytest.raises(ValueError, match=r"output_nodes has node 99; nodes are 0..11"):
         plot_mesh(points, edges, output_nodes=[99])
@@ -146,8 +150,8 @@ def test_plot_model_marks_constraints_load_and_outputs(tmp_path):
     fig = plot_model(model, tmp_path / "m.png")
     _check_png(tmp_path / "m.png")
     assert fig.axes[0].get_title() == "toy: 3 nodes, 3 rods, 3 free DOF"
-    assert [t.get_text() for t in fig.axes[0].get_legend().get_texts()] == [
-        "fixed (2 nodes)", "output (1 nodes)", "load (1 node)"]
+    assert [t.get_text() for t in fig.legends[0].get_texts()] == [
+        "fixed (2 nodes)", "output (1 node)", "load (1 node)"]
 
 
 def test_plot_all_and_cli(tmp_path, capsys):

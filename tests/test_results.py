@@ -107,6 +107,7 @@ def test_layout_matches_the_documented_one(tmp_path):
         "outputs/dof": ((n_out,), np.int64), "outputs/xy": ((n_out, 2), np.float64),
         "time/t": ((n_fft,), np.float64), "time/response": ((n_fft, n_out), np.float64),
     }
+    assert path.read_bytes()[8] == 0  # superblock version 0 (see the crash-safety notes)
     with h5py.File(path, "r") as h5:
         found = []
         h5.visititems(lambda name, obj: found.append(name) if isinstance(obj, h5py.Dataset) else None)
@@ -120,10 +121,59 @@ def test_layout_matches_the_documented_one(tmp_path):
         assert table.maxshape == (None,) and table.dtype.names == ("start", "count", "worker", "t_start", "t_end")
         assert {"format", "format_version", "femfreq_version", "created", "status", "method", "solver",
                 "model_name", "n_fft", "dt"} <= set(h5.attrs)
-        assert h5.attrs["format"] == FORMAT and h5.attrs["status"] == "running"
+        assert h5.attrs["format"] == FORMAT and h5.attrs["status"] == b"running"  # fixed size: rewritten in place
         assert isinstance(h5["model"], h5py.Group) and "numpy" in h5["versions"].attrs
         np.testing.assert_array_equal(h5["done"][()], np.isin(np.arange(F), [0, 1, 2, 5, 8]))
         assert np.isnan(h5["response"][3]).all()  # not done: NaN, never a plausible zero
+
+
+def _raw_data_regions(h5):
+    """(offset, size) of every dataset's raw data in the file."""
+    regions = []
+
+    def visit(name, obj):
+        if isinstance(obj, h5py.Dataset):
+            offset = obj.id.get_offset()
+            if offset is not None:  # contiguous
+                regions.append((offset, obj.id.get_storage_size()))
+            else:  # chunked
+                for i in range(obj.id.get_num_chunks()):
+                    info = obj.id.get_chunk_info(i)
+                    regions.append((info.byte_offset, info.size))
+
+    h5.visititems(visit)
+    return regions
+
+
+def test_writing_results_never_touches_metadata(tmp_path):
+    """The crash-safety argument, checked byte by byte: resuming, writing chunks and the
+    time response change only raw data, never a byte of HDF5 metadata, so a kill at any
+    instant leaves the structure written at creation."""
+    path = tmp_path / "meta.h5"
+    F, n_out, n_fft = 50, 3, 98
+    _create(path, F=F, n_out=n_out).close()
+    with _create(path, F=F, n_out=n_out, resume=True) as w:
+        # (opening for writing sets the superblock's file-consistency flags, once; superblock
+        # version 0 does not enforce them, so a killed writer's file still opens)
+        before = np.frombuffer(path.read_bytes(), np.uint8)
+        for s in range(0, F, 7):
+            w.write_chunk(_chunk(np.arange(s, min(s + 7, F)), n_out))
+        w.write_time(np.arange(n_fft) * 1e-3, np.ones((n_fft, n_out)))
+        after = np.frombuffer(path.read_bytes(), np.uint8)  # flushed, still open
+        regions = _raw_data_regions(w._h5)
+        w.finish()
+        finished = np.frombuffer(path.read_bytes(), np.uint8)
+    assert after.size == before.size
+    metadata = np.ones(before.size, bool)
+    for offset, size in regions:
+        metadata[offset:offset + size] = False
+    changed = np.flatnonzero(before != after)
+    assert changed.size > 0 and not metadata[changed].any()
+    # finish() rewrites its preallocated attribute values in place: status, finished, n_done
+    assert finished.size == after.size
+    assert np.count_nonzero(finished != after) <= 8 + 32 + 8
+    r = read_results(path)
+    assert r.complete and r.attrs["status"] == "complete" and r.attrs["n_done"] == F
 
 
 # --------------------------------------------------------------------------- resume and overwrite
@@ -174,7 +224,8 @@ def test_interrupted_block_stays_running(tmp_path):
 
 
 @pytest.mark.parametrize("change, match", [
-    (dict(freqs_hz=np.arange(11) * 2.5, load_spectrum=np.ones(11)), "freqs_hz differ: the file has 10 frequencies, this sweep 11"),
+    (dict(freqs_hz=np.arange(11) * 2.5, load_spectrum=np.ones(11)),
+     "freqs_hz differ: the file has 10 frequencies, this sweep 11"),
     (dict(freqs_hz=np.r_[np.arange(9) * 2.5, 99.0]), r"freqs_hz differ at 1 positions, first at 9: file 22.5 Hz"),
     (dict(outputs=_outputs(4)), "n_out differs: the file has 3 output DOF, this sweep 4"),
     (dict(outputs={**_outputs(3), "dof": _outputs(3)["dof"] + 2}), "outputs dof differ at position 0"),
@@ -313,6 +364,11 @@ _WRITER = textwrap.dedent("""
 """)
 
 
+def _expected(d, j):
+    """What the writer script writes at rows d (same formula as _chunk)."""
+    return np.sin(d[:, None] * 1.3 + j) + 1j * np.cos(d[:, None] * 0.7 - 2 * j)
+
+
 def test_sigkill_mid_sweep_leaves_a_readable_resumable_file(tmp_path):
     """A real writer process is SIGKILLed at several points; read, resume, finish."""
     script = tmp_path / "writer.py"
@@ -341,7 +397,7 @@ def test_sigkill_mid_sweep_leaves_a_readable_resumable_file(tmp_path):
         r = read_results(path)
         d = np.flatnonzero(r.done)
         # every row flagged done holds exactly what was written, residuals included
-        np.testing.assert_array_equal(r.response[d], np.sin(d[:, None] * 1.3 + j) + 1j * np.cos(d[:, None] * 0.7 - 2 * j))
+        np.testing.assert_array_equal(r.response[d], _expected(d, j))
         np.testing.assert_array_equal(r.rel_residual[d], d * 1e-3)
         assert np.all(r.method[d] == 1)
         assert np.count_nonzero(r.method[~r.done]) <= 3  # at most the chunk in flight is lost
@@ -384,5 +440,5 @@ def test_sigkill_at_many_points_including_creation(tmp_path):
             continue
         r = read_results(path)
         d = np.flatnonzero(r.done)
-        np.testing.assert_array_equal(r.response[d], np.sin(d[:, None] * 1.3 + j) + 1j * np.cos(d[:, None] * 0.7 - 2 * j))
+        np.testing.assert_array_equal(r.response[d], _expected(d, j))
     assert r.complete and r.done.all()

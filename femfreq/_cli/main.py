@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import os
 import pkgutil
 import sys
 
@@ -52,8 +53,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     level = [logging.WARNING, logging.INFO, logging.DEBUG][min(args.verbose, 2)]
-    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
-    # dask configures its own loggers at INFO; keep them quiet unless -vv
+    fmt = "%(levelname)s %(name)s: %(message)s" if args.verbose else "femfreq: %(message)s"
+    logging.basicConfig(level=level, format=fmt)
+    # dask configures its own loggers at INFO when distributed is imported (and in every
+    # worker process it spawns); keep them quiet unless -vv
+    if args.verbose < 2:
+        os.environ.setdefault("DASK_LOGGING__DISTRIBUTED", "warning")
     for name in ("distributed", "dask", "asyncssh"):
         logging.getLogger(name).setLevel(logging.DEBUG if args.verbose >= 2 else logging.WARNING)
     # femfreq's own INFO lines (cluster address, dashboard link, resume) are for the user

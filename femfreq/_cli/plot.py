@@ -16,7 +16,8 @@ def add_args(parser):
     from femfreq.plots import PLOTS
 
     parser.add_argument("results", metavar="RESULTS.h5", help="a result file written by femfreq sweep")
-    parser.add_argument("-o", "--output-dir", metavar="DIR", help="where to write the figures (default: next to RESULTS.h5)")
+    parser.add_argument("-o", "--output-dir", metavar="DIR",
+                        help="where to write the figures (default: next to RESULTS.h5)")
     parser.add_argument("--what", default=None, metavar="LIST",
                         help=f"comma-separated figures among {','.join(PLOTS)} (default frf,time,residual)")
     parser.add_argument("--format", default="png", choices=["png", "pdf", "svg"], help="image format (default png)")

@@ -312,47 +312,6 @@ def to_markdown(report: dict) -> str:
     return "\n".join(out)
 
 
-def main(argv=None, *, package_dir=None, prog="python -m benchmarks") -> int:
-    """Command line of the suite (shared by ``python -m benchmarks`` and ``femfreq bench``)."""
-    import argparse
-
-    parser = argparse.ArgumentParser(prog=prog, description="Run the femfreq benchmark suite.")
-    add_args(parser)
-    args = parser.parse_args(argv)
-    return run_from_args(args, package_dir=package_dir)
-
-
-def add_args(parser) -> None:
-    """The suite's options."""
-    mode = parser.add_mutually_exclusive_group()
-    mode.add_argument("--quick", dest="full", action="store_false", help="quick sizes, a few minutes (default)")
-    mode.add_argument("--full", dest="full", action="store_true", help="full sizes (long)")
-    parser.set_defaults(full=False)
-    parser.add_argument("--only", metavar="A,B", help="comma-separated topics to run (default: all)")
-    parser.add_argument("-o", "--out", metavar="DIR", help="output folder (default: benchmarks/results)")
-    parser.add_argument(
-        "--timeout", type=float, metavar="S", help="stop one benchmark after S seconds (default 900 with --quick, none with --full)"
-    )
-    parser.add_argument("--list", action="store_true", help="list the benchmarks and exit")
-    parser.add_argument("--package", metavar="DIR", help="benchmark package folder (default: the repository's benchmarks/)")
-
-
-def run_from_args(args, *, package_dir=None) -> int:
-    """Run the suite from parsed arguments; print progress and the Markdown path. Exit 1 if any failed."""
-    package_dir = Path(args.package or package_dir or default_package_dir())
-    if args.list:
-        print("\n".join(discover(package_dir)))
-        return 0
-    timeout = args.timeout if args.timeout is not None else (None if args.full else 900.0)
-    report = run_suite(
-        package_dir, quick=not args.full, only=args.only, out_dir=args.out, timeout=timeout,
-        echo=lambda s: print(s, flush=True),
-    )
-    print(Path(report["markdown"]).read_text())
-    print(f"wrote {report['json']} and {report['markdown']}")
-    return 0 if all(b["status"] == "ok" for b in report["benchmarks"]) else 1
-
-
 def default_package_dir() -> Path:
     """The repository's ``benchmarks/`` folder (next to the femfreq package, or in the current folder).
 

@@ -277,7 +277,7 @@ class _Preview:
         f = self.factor
         # columns: sums over groups of f (the last group may be shorter)
         col_starts = np.arange(0, self.width, f)
-        colsum = np.add.reduceat(block.astype(np.float64), col_starts, axis=1)
+        colsum = np.add.reduceat(block, col_starts, axis=1, dtype=np.float64)
         colcnt = np.diff(np.append(col_starts, self.width)).astype(np.float64)
         rows = np.arange(row0, row0 + block.shape[0])
         starts = np.flatnonzero(np.r_[True, np.diff(rows // f) != 0])
@@ -417,26 +417,32 @@ def mandelbrot_on_dask(
         )
         f.attrs["status"] = "running"
         pending = iter(blocks)
-        seq = as_completed()
+        seq = as_completed(with_results=True)
+        submitted = 0
 
-        def _submit_next():
-            nxt = next(pending, None)
-            if nxt is not None:
-                seq.add(client.submit(mandelbrot_task, window, width, height, nxt[0], nxt[1], max_iter, pure=False))
+        def _submit(n):
+            # one batch of submissions (fewer client/scheduler round trips than one by one)
+            nonlocal submitted
+            nxt = [b for _, b in zip(range(max(n, 0)), pending)]
+            if nxt:
+                seq.update(
+                    client.map(mandelbrot_task, [window] * len(nxt), [width] * len(nxt), [height] * len(nxt),
+                               [r0 for r0, _ in nxt], [r1 for _, r1 in nxt], [max_iter] * len(nxt), pure=False)
+                )
+                submitted += len(nxt)
 
-        for _ in range(max_in_flight):
-            _submit_next()
-        for fut in seq:
-            block, rec = fut.result()
-            fut.release()
-            rec["received"] = time.time()
-            dset[rec["row0"] : rec["row1"]] = block
-            if acc is not None:
-                acc.add(rec["row0"], block)
-            bytes_moved += block.nbytes
-            records.append(rec)
-            del block
-            _submit_next()
+        _submit(max_in_flight)
+        for batch in seq.batches():
+            for fut, (block, rec) in batch:
+                fut.release()
+                rec["received"] = time.time()
+                dset[rec["row0"] : rec["row1"]] = block
+                if acc is not None:
+                    acc.add(rec["row0"], block)
+                bytes_moved += block.nbytes
+                records.append(rec)
+            del batch, block
+            _submit(max_in_flight - (submitted - len(records)))
         f.attrs["status"] = "complete"
     wall = time.perf_counter() - t0
     if acc is not None:

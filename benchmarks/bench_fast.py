@@ -1,0 +1,220 @@
+"""Certified fast sweep vs direct solves, side by side on the same model.
+
+The band 0..1000 Hz (2049 frequencies) is cut into contiguous chunks, as the sweep
+does for ``method="fast"``; the chunks run on two 1-thread worker processes (the
+layout of a 2-worker dask sweep on this 2-core machine), each building and
+certifying its own basis with :func:`femfreq.solvers.fast.solve_band`. Then direct
+solves (``get_solver(system, "auto")``) at sampled frequencies -- the highest
+resonance peaks of the fast result, 0 Hz, the band edges and a few others -- give
+the per-frequency direct time and the largest relative difference
+``||x_fast - x_direct|| / ||x_direct||`` at the output DOF.
+
+Two damping cases: the reference ``C = 0.004 K`` and light structural damping
+``g = 0.02`` without ``C``. Quick: satellite level 3 (~15k DOF); full: level 7
+(~612k DOF), targets < 120 s and < 240 s for the whole sweep.
+
+    python -m benchmarks.bench_fast          # quick
+    python -m benchmarks.bench_fast --full   # level 7: heavy (several GB per worker)
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing as mp
+import os
+import resource
+import sys
+import tempfile
+import time
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import scipy.sparse as sp
+
+_ONE_THREAD = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1",
+               "NUMBA_NUM_THREADS": "1"}
+TARGETS_S = {"beta": 120.0, "g": 240.0}
+
+
+def _cache_dir() -> Path:
+    d = Path(os.environ.get("FEMFREQ_BENCH_CACHE", Path(tempfile.gettempdir()) / "femfreq-bench"))
+    d.mkdir(parents=True, exist_ok=True)
+    return d
+
+
+def _prepare(level: int) -> tuple[Path, str]:
+    """Write (once) the satellite's K, C, M, b and output DOF to an .npz; return path, description."""
+    path = _cache_dir() / f"fast-satellite-level{level}.npz"
+    if path.exists():
+        return path, str(np.load(path)["description"])
+    from femfreq.model import load_model
+
+    t0 = time.perf_counter()
+    s = load_model("satellite", level=level).system()
+    description = f"satellite level {level}, {s.n:,} DOF (built in {time.perf_counter() - t0:.0f} s)"
+    np.savez(path, K_data=s.K.data, K_indices=s.K.indices, K_indptr=s.K.indptr,
+             C_data=s.C.data, C_indices=s.C.indices, C_indptr=s.C.indptr,
+             M_data=s.M.data, M_indices=s.M.indices, M_indptr=s.M.indptr,
+             b=s.b, out=s.output_dofs, description=description)
+    return path, description
+
+
+def _load_system(path, case):
+    from femfreq.system import System
+
+    z = np.load(path)
+    n = z["b"].size
+    K, C, M = (sp.csc_matrix((z[f"{k}_data"], z[f"{k}_indices"], z[f"{k}_indptr"]), shape=(n, n))
+               for k in "KCM")
+    if case == "beta":
+        return System(K=K, C=C, M=M, b=z["b"], output_dofs=z["out"], name="satellite-beta")
+    return System(K=K, C=None, M=M, b=z["b"], g=0.02, output_dofs=z["out"], name="satellite-g")
+
+
+_SYSTEMS = {}
+
+
+def _chunk(args):
+    """One worker task: solve_band on a contiguous chunk; returns arrays, info and peak RSS."""
+    path, case, freqs, tol = args
+    from femfreq.solvers.fast import solve_band
+
+    key = (str(path), case)
+    if key not in _SYSTEMS:
+        _SYSTEMS[key] = _load_system(path, case)
+    t0 = time.perf_counter()
+    r = solve_band(_SYSTEMS[key], freqs, np.ones(freqs.size), tol=tol)
+    info = {k: v for k, v in r.info.items() if k != "fast_residual"}
+    return {"response": r.response, "rel": r.rel_residual, "method": r.method,
+            "seconds": time.perf_counter() - t0, "info": info, "pid": os.getpid(),
+            "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+
+
+def _fast_sweep(path, case, freqs, n_chunks, n_workers, tol):
+    """The whole fast sweep on n_workers 1-thread processes; (wall seconds, merged results)."""
+    chunks = np.array_split(freqs, n_chunks)
+    old = {k: os.environ.get(k) for k in _ONE_THREAD}
+    os.environ.update(_ONE_THREAD)
+    try:
+        t0 = time.perf_counter()
+        with ProcessPoolExecutor(n_workers, mp_context=mp.get_context("spawn")) as pool:
+            outs = list(pool.map(_chunk, [(path, case, c, tol) for c in chunks]))
+        wall = time.perf_counter() - t0
+    finally:
+        for k, v in old.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+    merged = {
+        "response": np.concatenate([o["response"] for o in outs]),
+        "rel": np.concatenate([o["rel"] for o in outs]),
+        "method": np.concatenate([o["method"] for o in outs]),
+        "basis_sizes": [m for o in outs for m in o["info"]["basis_sizes"]],
+        "n_factorizations": sum(o["info"]["n_factorizations"] for o in outs),
+        "chunk_seconds": [o["seconds"] for o in outs],
+        "peak_mb": max(o["peak_mb"] for o in outs),
+        "factor": outs[0]["info"]["factor"],
+    }
+    return wall, merged
+
+
+def _sample(freqs, response, n_peaks):
+    """Indices of the highest resonance peaks of |x| plus 0 Hz, the edges and a few others."""
+    amp = np.linalg.norm(response, axis=1)
+    peaks = np.flatnonzero((amp[1:-1] > amp[:-2]) & (amp[1:-1] >= amp[2:])) + 1
+    peaks = peaks[np.argsort(amp[peaks])[::-1][:n_peaks]]
+    others = np.linspace(0, freqs.size - 1, 5).astype(int)
+    return np.unique(np.concatenate([peaks, others]))
+
+
+def _case(path, description, case, *, n_freqs, n_chunks, n_workers, tol, n_peaks):
+    from femfreq.solvers import get_solver
+
+    freqs = np.linspace(0.0, 1000.0, n_freqs)
+    wall, fast = _fast_sweep(path, case, freqs, n_chunks, n_workers, tol)
+    system = _load_system(path, case)
+    idx = _sample(freqs, fast["response"], n_peaks)
+    solver = get_solver(system, "auto", threads=1) if _has_threads_option() else get_solver(system, "auto")
+    times, diffs = [], []
+    for i in idx:
+        t0 = time.perf_counter()
+        x = solver.solve(2 * np.pi * freqs[i], system.b.astype(complex))
+        times.append(time.perf_counter() - t0)
+        ref = x[system.output_dofs]
+        diffs.append(np.linalg.norm(fast["response"][i] - ref) / np.linalg.norm(ref))
+    t_direct = float(np.median(times[1:] if len(times) > 1 else times))  # first includes warm-up
+    return {
+        "model": description.split(" (")[0],
+        "damping": "C = 0.004 K" if case == "beta" else "g = 0.02, C = 0",
+        "n_freqs": n_freqs,
+        "workers": n_workers,
+        "chunks": n_chunks,
+        "fast_wall_s": round(wall, 1),
+        "target_s (level 7)": TARGETS_S[case],
+        "basis_sizes": "+".join(str(m) for m in fast["basis_sizes"]),
+        "basis_total": int(sum(fast["basis_sizes"])),
+        "factorizations": fast["n_factorizations"],
+        "fallbacks": int((fast["method"] == 1).sum()),
+        "max_rel_residual": float(fast["rel"].max()),
+        "sampled_freqs": len(idx),
+        "max_rel_diff_vs_direct": float(max(diffs)),
+        "direct_s_per_freq": round(t_direct, 3),
+        "direct_sweep_est_s (2 workers)": round(t_direct * n_freqs / n_workers, 1),
+        "speedup": round(t_direct * n_freqs / n_workers / wall, 1),
+        "peak_rss_per_worker_mb": round(fast["peak_mb"]),
+        "direct_backend": solver.name,
+        "factor_backend": fast["factor"],
+    }
+
+
+def _has_threads_option():
+    try:
+        from femfreq.solvers.pardiso import PardisoSolver  # noqa: F401
+    except ImportError:
+        return False
+    import inspect
+
+    return "threads" in inspect.signature(PardisoSolver.__init__).parameters
+
+
+def run(quick: bool = True) -> dict:
+    """Fast vs direct on the satellite (quick: level 3; full: level 7), both damping cases."""
+    level = 3 if quick else 7
+    path, description = _prepare(level)
+    rows = []
+    for case in ("beta", "g"):
+        rows.append(_case(path, description, case, n_freqs=2049, n_chunks=2 if case == "beta" else 8,
+                          n_workers=2, tol=1e-6, n_peaks=6))
+    notes = (
+        f"{description}; 2049 frequencies 0..1000 Hz, tol 1e-6 (relative residual), contiguous "
+        "chunks on 2 one-thread processes, each chunk its own certified basis (solve_band). "
+        "Direct: get_solver('auto') at the sampled frequencies (6 highest resonance peaks of the "
+        "fast result + 5 spread), median time per frequency; 'direct_sweep_est_s' = that x 2049 / 2. "
+        "The machine is shared: wall times are indicative. Targets (issue 6, level 7): "
+        "< 120 s with C = 0.004 K, < 240 s with g = 0.02."
+    )
+    return {"name": "fast sweep vs direct", "rows": rows, "notes": notes}
+
+
+def _markdown(result) -> str:
+    rows = result["rows"]
+    keys = list(rows[0])
+    out = [f"## {result['name']}", "", "| " + " | ".join(keys) + " |", "|" + "---|" * len(keys)]
+    for r in rows:
+        out.append("| " + " | ".join(f"{r[k]:.2e}" if isinstance(r[k], float) and abs(r[k]) < 1e-2
+                                       else str(r[k]) for k in keys) + " |")
+    return "\n".join(out + ["", result["notes"]])
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--full", action="store_true", help="level 7 (612k DOF): heavy")
+    args = p.parse_args(argv)
+    print(_markdown(run(quick=not args.full)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
