@@ -76,9 +76,7 @@ def run(args) -> int:
         return 0
     model = femfreq.load_model(args.model, level=args.level)
     out = Path(args.output or f"{model.name}.h5")
-    freqs = None
-    if args.freqs:
-        freqs = args.freqs if ":" in args.freqs else [float(v) for v in args.freqs.split(",")]
+    freqs = args.freqs  # femfreq.spectra.frequency_grid parses and checks it
     print(f"{model.name}: {model.n_free} free DOF, {len(model.edges)} rods", file=sys.stderr)
     result = femfreq.solve(model, freqs_hz=freqs, n_fft=args.n_fft, g=args.g, out=out, **common)
     elapsed = time.perf_counter() - t0
