@@ -22,7 +22,7 @@ import numpy as np
 
 from .system import System, as_system
 
-__all__ = ["ChunkResult", "solve_chunk", "solve", "METHOD_CODES"]
+__all__ = ["ChunkResult", "solve_chunk", "solve", "response_field", "METHOD_CODES"]
 
 log = logging.getLogger(__name__)
 
@@ -511,3 +511,37 @@ def _run(system, todo, freqs, P, method, solver, options, *, cluster, hostfile, 
         except (OSError, TimeoutError, RuntimeError) as exc:
             where = f"; results so far are in {path}: rerun with resume=True (--resume)" if path else ""
             raise RuntimeError(f"the dask cluster failed mid-sweep: {exc}{where}") from exc
+
+
+def response_field(model, freq_hz, *, load=1.0, solver="auto"):
+    """The full response of a model at one frequency, on every DOF.
+
+    A sweep keeps only the output DOF; this solves one frequency for the whole field
+    (for a ParaView picture of where the structure moves).
+
+    Parameters
+    ----------
+    model : femfreq.model.Model
+    freq_hz : float
+        Frequency in Hz (>= 0).
+    load : complex, optional
+        ``P(omega)`` (default 1: the response per unit load).
+    solver : str, optional
+        Direct solver name.
+
+    Returns
+    -------
+    x : (n_nodes, 2) complex array
+        Displacement of every node (zero on fixed DOF).
+    rel_residual : float
+        Its relative residual.
+    """
+    from .solvers.base import get_solver, solve_certified
+
+    f = float(freq_hz)
+    if not np.isfinite(f) or f < 0:
+        raise ValueError(f"freq_hz must be finite and >= 0 (got {freq_hz})")
+    system = model.system()
+    direct = get_solver(system, solver)
+    x, rel, _ = solve_certified(direct, system, 2 * np.pi * f, complex(load), tol=1e-10, refine=2)
+    return model.expand(x).reshape(-1, 2), rel

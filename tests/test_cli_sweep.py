@@ -71,3 +71,23 @@ def test_sweep_errors_are_one_line(argv, message, capsys, tmp_path, monkeypatch)
     assert main(argv + ["--no-progress"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert err[-1].startswith("femfreq: error:") and message in err[-1]
+
+
+def test_field_export_matches_a_dense_solve(tmp_path, capsys):
+    import meshio
+
+    out = tmp_path / "beam.vtu"
+    assert main(["field", "beam", "--level", "1", "--freq", "40", "-o", str(out)]) == 0
+    assert "wrote" in capsys.readouterr().out
+    model = femfreq.load_model("beam", level=1)
+    K, C, M, b = model.matrices()
+    w = 2 * np.pi * 40
+    A = K.toarray() * (1 + 1j * model.damping.g) + 1j * w * C.toarray() - w**2 * M.toarray()
+    x = model.expand(np.linalg.solve(A, b)).reshape(-1, 2)
+    got = meshio.read(out).point_data["amplitude"][:, :2]
+    np.testing.assert_allclose(got, np.abs(x), rtol=1e-9, atol=1e-12 * np.abs(x).max())
+
+
+def test_field_rejects_negative_frequency(capsys):
+    assert main(["field", "beam", "--level", "1", "--freq=-3", "-o", "x.vtu"]) == 2
+    assert "freq_hz must be finite and >= 0 (got -3.0)" in capsys.readouterr().err

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import tempfile
 from pathlib import Path
 
@@ -152,12 +151,9 @@ def run(args) -> int:
         logging.getLogger("distributed").setLevel(logging.WARNING)
     if args.workers is not None and args.workers < 1:
         raise ValueError(f"--workers must be >= 1 (got {args.workers})")
-    cluster = args.scheduler or "local"
-    n_workers = args.workers if (args.workers or args.scheduler) else None
-    if cluster == "local" and not args.hostfile and n_workers is None:
-        n_workers = os.cpu_count() or 1
-    with open_client(cluster, n_workers=n_workers, hostfile=args.hostfile, security=_security(args),
-                     dashboard=False) as client:
+    # local: one worker per core unless --workers; a scheduler: wait for --workers (default 1)
+    with open_client(args.scheduler or "local", n_workers=args.workers, hostfile=args.hostfile,
+                     security=_security(args), dashboard=False) as client:
         calib = calibrate(client, quick=not args.full)
         if args.primes:
             calib["primes"] = _primes_report(client, *args.primes)

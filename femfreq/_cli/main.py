@@ -17,7 +17,7 @@ import sys
 
 from .. import __version__
 
-_PREFERRED_ORDER = ["mesh", "info", "modes", "sweep", "plot", "cluster", "calibrate", "bench"]
+_PREFERRED_ORDER = ["mesh", "info", "modes", "sweep", "field", "plot", "cluster", "calibrate", "bench"]
 
 
 def _subcommands():
