@@ -179,14 +179,16 @@ def _has_threads_option():
     return "threads" in inspect.signature(PardisoSolver.__init__).parameters
 
 
-def run(quick: bool = True) -> dict:
+def run(quick: bool = True, *, level: int | None = None, cases=("beta", "g"), progress=None) -> dict:
     """Fast vs direct on the satellite (quick: level 3; full: level 7), both damping cases."""
-    level = 3 if quick else 7
+    level = level or (3 if quick else 7)
     path, description = _prepare(level)
     rows = []
-    for case in ("beta", "g"):
+    for case in cases:
         rows.append(_case(path, description, case, n_freqs=2049, n_chunks=2 if case == "beta" else 8,
                           n_workers=2, tol=1e-6, n_peaks=6))
+        if progress is not None:
+            progress(rows[-1])
     notes = (
         f"{description}; 2049 frequencies 0..1000 Hz, tol 1e-6 (relative residual), contiguous "
         "chunks on 2 one-thread processes, each chunk its own certified basis (solve_band). "
@@ -211,8 +213,12 @@ def _markdown(result) -> str:
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--full", action="store_true", help="level 7 (612k DOF): heavy")
+    p.add_argument("--level", type=int, help="satellite level (default 3, or 7 with --full)")
+    p.add_argument("--cases", default="beta,g", help="damping cases: beta (C = 0.004 K), g (g = 0.02)")
     args = p.parse_args(argv)
-    print(_markdown(run(quick=not args.full)))
+    result = run(quick=not args.full, level=args.level, cases=args.cases.split(","),
+                 progress=lambda row: print(row, file=sys.stderr, flush=True))
+    print(_markdown(result))
     return 0
 
 

@@ -549,7 +549,8 @@ def _ssh_client(hostfile, *, security, threads_per_worker, scheduler_port, dashb
                 connect_options=dict(connect_options or {}),
                 worker_options=worker_options,
                 scheduler_options=scheduler_options,
-                remote_python=remote_python or sys.executable,
+                # run through our entry point so that they exit with their SSH session
+                remote_python=f"{remote_python or sys.executable} -m femfreq.cluster",
                 security=security or None,
             )
         except Exception as exc:  # asyncssh and dask raise many kinds; name the file
@@ -870,3 +871,39 @@ def _raise_if_disconnected(client, exc):
             f"lost the connection to the dask scheduler at {address} mid-sweep "
             f"(client status {client.status!r}); the chunks already returned are kept"
         ) from exc
+
+
+# -- entry point of processes started over SSH -------------------------------------------
+def _remote_main(argv: list[str]) -> None:
+    """Run ``python -m <module> ARGS`` and exit when the SSH session that started us ends.
+
+    ``SSHCluster`` runs ``<remote_python> -m distributed.cli.dask_spec ...`` without a
+    terminal; OpenSSH does not deliver the KILL signal asyncssh requests on close, so
+    the scheduler and workers would outlive the cluster. The session's end closes our
+    stdin: on that EOF, SIGTERM (dask closes gracefully), then SIGKILL to the process
+    group (the nanny's worker too) if still alive after 10 s.
+    """
+    import runpy
+    import signal
+    import threading
+
+    def watch_stdin():
+        try:
+            while os.read(0, 65536):
+                pass
+        except OSError:
+            pass
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(10.0)
+        os.killpg(os.getpgrp(), signal.SIGKILL)
+
+    if len(argv) < 2 or argv[0] != "-m":
+        raise SystemExit("usage: python -m femfreq.cluster -m MODULE [ARGS...]")
+    threading.Thread(target=watch_stdin, name="femfreq-ssh-watch", daemon=True).start()
+    sys.argv = [argv[1], *argv[2:]]
+    runpy.run_module(argv[1], run_name="__main__", alter_sys=True)
+
+
+if __name__ == "__main__":
+    _remote_main(sys.argv[1:])
+

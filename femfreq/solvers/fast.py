@@ -232,6 +232,7 @@ class _Basis:
         self.Gv = np.zeros((capacity, capacity))  # V^T V, for ||x|| = ||V y||
         self.b = system.b
         dtype = complex if np.iscomplexobj(self.b) else float
+        self.Vb = np.zeros(capacity, dtype=dtype)  # V^T b
         pz = 1 + per * capacity
         self.U = np.zeros((n, pz), dtype=dtype, order="F")
         self.R = np.zeros((pz, pz), dtype=dtype)
@@ -246,18 +247,19 @@ class _Basis:
         """Extend Z = U R by the columns Znew: CGS2 against U, Householder QR of the rest."""
         p, k = self.p, Znew.shape[1]
         U = self.U[:, :p]
+        UH = U.T if self.U.dtype == float else U.conj().T  # no copy for real U
         Y = np.array(Znew, dtype=self.U.dtype, order="F")
         R12 = np.zeros((p, k), dtype=self.U.dtype)
         if p:
             for _pass in range(2):
-                h = U.conj().T @ Y
+                h = UH @ Y
                 Y -= U @ h
                 R12 += h
-        Q, R22 = np.linalg.qr(Y)
+        Q, R22 = sla.qr(Y, mode="economic", overwrite_a=True, check_finite=False)
         if p:  # Q is orthogonal to U only to ~eps ||Znew|| / ||Y||: one more pass
-            h = U.conj().T @ Q
+            h = UH @ Q
             Q -= U @ h
-            Q2, R3 = np.linalg.qr(Q)
+            Q2, R3 = sla.qr(Q, mode="economic", overwrite_a=True, check_finite=False)
             R12 += h @ R22
             R22 = R3 @ R22
             Q = Q2
@@ -313,6 +315,7 @@ class _Basis:
         s = self.system
         m, q = self.m, B.shape[1]
         self.V[:, m : m + q] = B
+        self.Vb[m : m + q] = B.T @ self.b.real + (1j * (B.T @ self.b.imag) if self.Vb.dtype == complex else 0)
         V = self.V[:, : m + q]
         KB = s.K @ B
         self.Kr[: m + q, m : m + q] = V.T @ KB
@@ -342,7 +345,7 @@ class _Basis:
         """Galerkin coefficients y (m, k): (V^T A(omega) V) y = P V^T b."""
         m = self.m
         Kr, Mr = self.Kr[:m, :m], self.Mr[:m, :m]
-        Vb = self.V[:, :m].T @ self.b
+        Vb = self.Vb[:m]
         lam, Q = sla.eigh(Kr, Mr)  # Q^T Mr Q = I, Q^T Kr Q = diag(lam)
         g = self.system.g
         rhs = (Q.T @ Vb)[:, None] * load[None, :]  # (m, k)
@@ -408,11 +411,13 @@ class _Basis:
 
     def outputs(self, y):
         """x[output_dofs] (k, n_out)."""
-        return (self.V[self.system.output_dofs, : self.m] @ y).T
+        Vo = self.V[self.system.output_dofs, : self.m]
+        return (Vo @ y.real + 1j * (Vo @ y.imag)).T
 
     def full(self, y):
-        """x = V y (n,) for one frequency."""
-        return self.V[:, : self.m] @ y
+        """x = V y (n,) for one frequency (real V times the real and imaginary parts: no complex copy of V)."""
+        V = self.V[:, : self.m]
+        return V @ y.real + 1j * (V @ y.imag)
 
 
 def _frobenius_norms(system, omegas):
@@ -479,9 +484,10 @@ def solve_band(system, freqs_hz, load, *, tol=1e-6, max_basis=None, shifts=None,
         Relative residual ``||A x - P b|| / ||P b||`` every frequency must meet
         (default 1e-6; down to ~1e-11 is practical).
     max_basis : int, optional
-        Largest basis size (default ``min(n, 400)``). Memory is about
-        ``(3 + 2 * max_basis) * n * 8`` bytes for the basis and the QR factor
-        (``4 * max_basis`` columns for non-proportional ``C``).
+        Largest basis per (sub-)band (default 400; capped at ``(n - 1) / 2``, or
+        ``(n - 1) / 3`` for non-proportional ``C``). Memory is about ``24 m n``
+        bytes for a basis of ``m`` vectors and its QR factor (``32 m n`` for
+        non-proportional ``C``).
     shifts : sequence of float, optional
         Initial real shifts as frequencies in Hz (shift ``(2 pi f)^2``). Default:
         one shift placed for the middle of the band, more added where needed.
@@ -493,7 +499,8 @@ def solve_band(system, freqs_hz, load, *, tol=1e-6, max_basis=None, shifts=None,
     max_shifts : int, optional
         Most factorizations (shifts) for this band (default 8).
     step : int, optional
-        Vectors added between certifications (default adaptive, ~20% of the basis).
+        Vectors added between certifications (default adaptive: a sixth of the
+        basis, 8 to 32).
     factor : {"auto", "pardiso", "superlu"}, optional
         Backend for the real symmetric factorizations of ``K - s M``.
     n_checks : int, optional
