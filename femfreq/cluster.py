@@ -72,7 +72,7 @@ def plan_chunks(
     method: str = "direct",
     seconds_per_freq: float | None = None,
     target_task_seconds: float = 10.0,
-    min_task_seconds: float = 0.5,
+    min_task_seconds: float = 0.2,
     chunks_per_worker: int | None = None,
 ) -> list[np.ndarray]:
     """Split a sweep into chunks of contiguous frequencies for dynamic scheduling.

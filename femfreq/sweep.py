@@ -119,7 +119,8 @@ def solve_chunk(system, index, freqs_hz, load, *, method="direct", solver="auto"
         from .solvers.fast import solve_band
 
         band = solve_band(
-            system, freqs_hz, load, tol=tol, direct_solver=solver, **options.get("fast_options", {})
+            system, freqs_hz, load, tol=tol, direct_solver=solver, skip_singular=skip_singular,
+            **options.get("fast_options", {}),
         )
         get = band.get if isinstance(band, dict) else lambda key: getattr(band, key)
         response = np.asarray(get("response"), dtype=np.complex128)
@@ -172,7 +173,9 @@ def solve_chunk(system, index, freqs_hz, load, *, method="direct", solver="auto"
 
 # -- planning ---------------------------------------------------------------------------
 def _serial_chunks(n_freqs: int, method: str) -> list[np.ndarray]:
-    size = 64 if method == "fast" else 8
+    # fast: long contiguous bands (one reduced basis serves many frequencies);
+    # direct: small chunks, only for progress and checkpoint granularity
+    size = 256 if method == "fast" else 8
     return [np.arange(i, min(i + size, n_freqs)) for i in range(0, n_freqs, size)]
 
 

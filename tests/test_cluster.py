@@ -49,7 +49,7 @@ def test_plan_covers_every_frequency_once_in_contiguous_blocks(n_freqs, n_worker
     per_worker = 4 if method == "fast" else 8
     min_size = 16 if method == "fast" else 1
     if spf is not None:
-        min_size = max(min_size, int(np.ceil(0.5 / spf)))
+        min_size = max(min_size, int(np.ceil(0.2 / spf)))
     if n_freqs >= n_workers * per_worker * min_size:
         assert len(chunks) >= n_workers * per_worker  # many more chunks than workers
     else:

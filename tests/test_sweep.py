@@ -141,3 +141,32 @@ def test_bad_sweep_input(kwargs, match):
     K, M = _chain(3)
     with pytest.raises(ValueError, match=match):
         femfreq.solve(K, None, M, [0, 0, 1.0], cluster=None, progress=False, **kwargs)
+
+
+@pytest.mark.parametrize("g, beta", [(0.0, 0.004), (0.02, 0.0)])
+def test_fast_method_is_certified_and_matches_direct(g, beta):
+    model = femfreq.load_model("beam", level=2)
+    freqs = np.linspace(0, 400, 161)
+    kw = dict(freqs_hz=freqs, g=g, cluster=None, progress=False)
+    import dataclasses
+    from femfreq.model import Damping
+
+    model = dataclasses.replace(model, damping=Damping(beta=beta, g=g))
+    direct = femfreq.solve(model, method="direct", **kw)
+    fast = femfreq.solve(model, method="fast", tol=1e-8, **kw)
+    assert np.all(fast.rel_residual <= 1e-8)
+    assert set(np.unique(fast.method)) <= {METHOD_CODES["fast"], METHOD_CODES["direct"]}
+    assert np.any(fast.method == METHOD_CODES["fast"])
+    scale = np.abs(direct.response).max()
+    np.testing.assert_allclose(fast.response, direct.response, atol=1e-5 * scale)
+
+
+def test_fast_skips_singular_zero_hz_when_asked():
+    k = 100.0
+    K = sp.csr_matrix([[k, -k, 0], [-k, 2 * k, -k], [0, -k, k]])  # free-free chain
+    M = sp.eye(3, format="csr")
+    r = femfreq.solve(K, None, M, [1.0, 0, 0], freqs_hz=[0.0, 1.0, 2.0], method="fast", cluster=None,
+                      progress=False, skip_singular=True)
+    assert r.method[0] == METHOD_CODES["skipped"]
+    ref = np.linalg.solve(K.toarray() - (2 * np.pi) ** 2 * np.eye(3), [1.0, 0, 0])
+    np.testing.assert_allclose(r.response[1], ref, rtol=1e-8)

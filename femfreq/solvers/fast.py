@@ -49,6 +49,7 @@ log = logging.getLogger(__name__)
 _EPS = np.finfo(float).eps
 METHOD_DIRECT = 1
 METHOD_FAST = 2
+METHOD_SKIPPED = 3
 
 
 @dataclass
@@ -64,8 +65,8 @@ class BandResult:
     backward_error : (k,) float array
         ``||A x - P b|| / (||A||_F ||x|| + ||P b||)``.
     method : (k,) int8 array
-        2 = fast (reduced model), 1 = direct fallback, 0 = not solvable (singular,
-        only with ``skip_singular=True``).
+        2 = fast (reduced model), 1 = direct fallback, 3 = skipped: ``A(omega)``
+        singular (only with ``skip_singular=True``; as ``femfreq.sweep.METHOD_CODES``).
     info : dict
         ``basis_size`` (largest basis), ``basis_sizes`` (one per (sub-)band basis),
         ``shifts_hz`` (the real shifts as frequencies; negative for a shift below
@@ -511,14 +512,14 @@ def solve_band(system, freqs_hz, load, *, tol=1e-6, max_basis=None, shifts=None,
         at most this many times (default 3); what still fails is solved directly.
     skip_singular : bool, optional
         If True a singular ``A(omega)`` (e.g. 0 Hz with a free structure) is
-        reported as not solved (method 0, NaN response, infinite residual) with a
+        reported as skipped (method 3, NaN response and residuals) with a
         warning instead of raising.
 
     Returns
     -------
     BandResult
         ``response (k, n_out)``, ``rel_residual (k,)``, ``backward_error (k,)``,
-        ``method (k,) int8`` (2 fast, 1 direct, 0 not solved) and ``info``.
+        ``method (k,) int8`` (2 fast, 1 direct, 3 skipped) and ``info``.
 
     Raises
     ------
@@ -618,8 +619,8 @@ def solve_band(system, freqs_hz, load, *, tol=1e-6, max_basis=None, shifts=None,
                 raise
             warnings.warn(f"skipping {f[i]:.6g} Hz: {exc}", RuntimeWarning, stacklevel=2)
             response[i] = np.nan
-            rel[i] = np.inf
-            method[i] = 0
+            rel[i] = np.nan
+            method[i] = METHOD_SKIPPED
             continue
         response[i] = x[system.output_dofs]
         rel[i], _ = system.residuals(omegas[i], x, P[i])
@@ -630,8 +631,8 @@ def solve_band(system, freqs_hz, load, *, tol=1e-6, max_basis=None, shifts=None,
     with np.errstate(invalid="ignore", divide="ignore"):
         den = nA * xnorm + Pb_norm
         bwd = np.where(den > 0, rel * Pb_norm / np.where(den > 0, den, 1), 0.0)
-    bwd[method == 0] = np.inf
-    above = (rel > tol) & (method != 0)
+    bwd[method == METHOD_SKIPPED] = np.nan
+    above = (rel > tol) & (method != METHOD_SKIPPED)
     if above.any():
         i = int(np.flatnonzero(above)[np.argmax(rel[above])])
         warnings.warn(
