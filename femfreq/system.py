@@ -165,6 +165,13 @@ class System:
         set_(self, "c_values", values[1])
         set_(self, "m_values", values[2])
 
+    def __sizeof__(self) -> int:
+        # what dask's memory accounting sees for a scattered System: its arrays
+        arrays = [self.b, self.output_dofs, self.k_values, self.c_values, self.m_values, *self.pattern]
+        for A in (self.K, self.C, self.M):
+            arrays += [A.data, A.indices, A.indptr]
+        return object.__sizeof__(self) + sum(a.nbytes for a in arrays)
+
     @property
     def n(self) -> int:
         """Number of (free) DOF."""

@@ -170,3 +170,29 @@ def test_fast_skips_singular_zero_hz_when_asked():
     assert r.method[0] == METHOD_CODES["skipped"]
     ref = np.linalg.solve(K.toarray() - (2 * np.pi) ** 2 * np.eye(3), [1.0, 0, 0])
     np.testing.assert_allclose(r.response[1], ref, rtol=1e-8)
+
+
+def test_calibration_sets_the_shortest_chunk(tmp_path):
+    import json
+
+    from femfreq.calibrate import DEFAULT_CALIBRATION
+    from femfreq.cluster import plan_chunks
+    from femfreq.sweep import _planning
+
+    K, M = _chain(50)
+    s = System(K=K, C=None, M=M, b=np.ones(50))
+    slow = dict(DEFAULT_CALIBRATION, task_overhead_s=0.5, seconds_per_dof=1e-3)  # 0.05 s per frequency
+    kw = _planning(s, "direct", slow)
+    assert kw["min_task_seconds"] == pytest.approx(10.0)  # overhead / 5 %
+    assert kw["seconds_per_freq"] == pytest.approx(0.05)
+    chunks = plan_chunks(2049, 2, method="direct", **kw)
+    assert min(c.size for c in chunks) >= 200  # 10 s / 0.05 s per frequency
+    light = dict(DEFAULT_CALIBRATION, task_overhead_s=0.001, seconds_per_dof=1e-3)
+    assert len(plan_chunks(2049, 2, method="direct", **_planning(s, "direct", light))) > len(chunks)
+    # with the built-in defaults a tiny model's frequencies (~0.2 ms each) go in few, long chunks
+    tiny = plan_chunks(2049, 2, method="direct", **_planning(s, "direct", None))
+    assert all(c.size * 3.5e-6 * 50 >= 0.2 for c in tiny)
+    path = tmp_path / "calib.json"
+    path.write_text("{not json")
+    with pytest.raises(ValueError, match="calib.json:1"):
+        femfreq.solve(K, None, M, np.ones(50), freqs_hz=[1.0], cluster=None, progress=False, calibration=path)

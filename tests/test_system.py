@@ -69,3 +69,12 @@ def test_bad_input_is_rejected(kwargs, match):
 def test_as_system_requires_mass():
     with pytest.raises(ValueError, match="mass matrix"):
         as_system(np.eye(2), None, None, [1, 1])
+
+
+def test_sizeof_counts_the_arrays_for_dask():
+    from dask.sizeof import sizeof
+
+    K = sp.random(300, 300, density=0.05, random_state=0, format="csr")
+    K = K + K.T + sp.eye(300) * 10
+    s = System(K=K, C=None, M=sp.eye(300), b=np.ones(300))
+    assert sizeof(s) > s.K.data.nbytes + s.k_values.nbytes + s.m_values.nbytes

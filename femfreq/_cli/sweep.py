@@ -32,6 +32,8 @@ def add_args(parser):
     where.add_argument("--serial", action="store_true", help="solve in this process, without dask")
     where.add_argument("--scheduler", metavar="ADDRESS", help="an existing dask scheduler (tcp://... or tls://...)")
     where.add_argument("--hostfile", metavar="FILE", help="start a cluster over SSH on these hosts")
+    parser.add_argument("--calibration", metavar="FILE.json",
+                        help="cluster calibration from 'femfreq calibrate -o' (sets chunk sizes)")
     parser.add_argument("--workers", type=int, help="workers of the embedded local cluster (default: one per core)")
     parser.add_argument("--tls-ca", help="TLS CA file for a tls:// scheduler")
     parser.add_argument("--tls-cert", help="TLS client certificate (with the key, or see --tls-key)")
@@ -61,7 +63,8 @@ def run(args) -> int:
     cluster = None if args.serial else (args.scheduler or "local")
     common = dict(method=args.method, solver=args.solver, tol=args.tol, cluster=cluster, hostfile=args.hostfile,
                   n_workers=args.workers, security=_security(args), resume=args.resume,
-                  overwrite=args.overwrite, skip_singular=args.skip_singular, progress=not args.no_progress)
+                  overwrite=args.overwrite, skip_singular=args.skip_singular, progress=not args.no_progress,
+                  calibration=args.calibration)
     t0 = time.perf_counter()
     if args.matrices:
         from femfreq import matlab
