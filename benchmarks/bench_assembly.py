@@ -18,6 +18,7 @@ import numpy as np
 
 from femfreq import rods
 from femfreq.model import Damping, Model, load_model, models_dir
+from benchmarks._common import markdown
 
 
 def _median_time(func, repeats):
@@ -114,16 +115,10 @@ def run(quick: bool = True) -> dict:
     return {"name": "assembly", "rows": rows, "notes": notes}
 
 
-def _markdown(result):
-    rows = result["rows"]
-    cols = list(rows[0])
-    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
-    lines += ["| " + " | ".join(f"{r[c]:,}" if isinstance(r[c], int) else str(r[c]) for c in cols) + " |" for r in rows]
-    return "\n".join(lines) + "\n\n" + result["notes"]
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--full", action="store_true", help="all levels up to 7 (~612k DOF)")
     args = parser.parse_args()
-    print(_markdown(run(quick=not args.full)))
+    print(markdown(run(quick=not args.full)))

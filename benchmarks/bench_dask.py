@@ -25,6 +25,7 @@ import time
 from operator import add
 
 import numpy as np
+from benchmarks._common import markdown
 
 
 def noop_chunk(system, index, freqs_hz, load, *, method="direct", solver="auto", options=None):
@@ -226,13 +227,7 @@ def run(quick: bool = True) -> dict:
     return {"name": "dask", "rows": rows, "notes": notes}
 
 
-def _markdown(result) -> str:
-    rows = result["rows"]
-    cols = list(rows[0])
-    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
-    lines += ["| " + " | ".join(str(r[c]) for c in cols) + " |" for r in rows]
-    return f"## {result['name']}\n\n" + "\n".join(lines) + f"\n\n{result['notes']}\n"
 
 
 if __name__ == "__main__":
-    print(_markdown(run(quick="--full" not in sys.argv[1:])))
+    print(markdown(run(quick="--full" not in sys.argv[1:])))

@@ -192,8 +192,8 @@ def plot(result: dict, out_dir: str) -> list[str]:
 
 
 if __name__ == "__main__":
-    from femfreq.calibrate._report import table
+    from benchmarks._common import markdown
 
     res = run(quick="--full" not in sys.argv[1:])
-    print(f"# {res['name']}\n\n{res['notes']}\n\n{table(res['rows'])}")
+    print(markdown(res))
     shutil.rmtree(res["tmpdir"], ignore_errors=True)

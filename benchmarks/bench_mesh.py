@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from femfreq.mesh import Mesh, mesh_levels, read_poly, read_triangle_mesh, refine, triangulate, write_triangle_mesh
+from benchmarks._common import markdown
 
 MODELS = Path(__file__).resolve().parents[1] / "models"
 
@@ -88,16 +89,10 @@ def run(quick: bool = True) -> dict:
     return {"name": "mesh", "rows": rows, "notes": notes}
 
 
-def _markdown(result):
-    rows = result["rows"]
-    cols = list(rows[0])
-    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
-    lines += ["| " + " | ".join(f"{r[c]:,}" if isinstance(r[c], int) else str(r[c]) for c in cols) + " |" for r in rows]
-    return "\n".join(lines) + "\n\n" + result["notes"]
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--full", action="store_true", help="all seven levels (~612k free DOF at level 7)")
     args = parser.parse_args()
-    print(_markdown(run(quick=not args.full)))
+    print(markdown(run(quick=not args.full)))

@@ -25,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 import scipy.sparse as sp
+from benchmarks._common import markdown
 
 # figures from issue 6 (611,880 DOF, this kind of machine, 1 thread)
 ISSUE = {"superlu_s": 26.0, "pardiso_s": 2.1, "pardiso_side_by_side_s": 1.94,
@@ -254,12 +255,6 @@ def run(quick: bool = True) -> dict:
     return {"name": "solvers", "rows": rows, "notes": " ".join(notes)}
 
 
-def _markdown(result) -> str:
-    rows = result["rows"]
-    cols = list(rows[0])
-    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
-    lines += ["| " + " | ".join(str(r[c]) for c in cols) + " |" for r in rows]
-    return f"## {result['name']}\n\n" + "\n".join(lines) + f"\n\n{result['notes']}\n"
 
 
 def main(argv=None) -> int:
@@ -272,7 +267,7 @@ def main(argv=None) -> int:
     if args.worker:
         print(json.dumps(_worker(json.loads(args.worker))))
         return 0
-    print(_markdown(run(quick=not args.full)))
+    print(markdown(run(quick=not args.full)))
     return 0
 
 

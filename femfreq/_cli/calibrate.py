@@ -19,6 +19,8 @@ import logging
 import tempfile
 from pathlib import Path
 
+from ._common import add_cluster_args, security_from_args
+
 
 def _int(text: str) -> int:
     """An integer from '200000', '2e5' or '10**7'."""
@@ -59,28 +61,12 @@ def parse_size(text: str) -> tuple[int, int]:
 
 def add_args(parser) -> None:
     """Register the options of ``femfreq calibrate``."""
-    where = parser.add_mutually_exclusive_group()
-    where.add_argument("--scheduler", metavar="ADDRESS", help="an existing dask scheduler (tcp://... or tls://...)")
-    where.add_argument("--hostfile", metavar="FILE", help="start a cluster over SSH on these hosts")
-    parser.add_argument("--workers", type=int, metavar="N", help="workers of the embedded local cluster (default: one per core)")
-    parser.add_argument("--tls-ca", help="TLS CA file for a tls:// scheduler")
-    parser.add_argument("--tls-cert", help="TLS client certificate")
-    parser.add_argument("--tls-key", help="TLS client key")
+    add_cluster_args(parser)
     parser.add_argument("-o", "--output", metavar="FILE.json", help="write the calibration JSON here")
     parser.add_argument("--full", action="store_true", help="more repeats and larger transfers (slower, steadier)")
     parser.add_argument("--primes", metavar="A:B", type=parse_range, help="also run the primes workload over [A, B)")
     parser.add_argument("--mandelbrot", metavar="WxH", type=parse_size, help="also compute a WxH Mandelbrot image")
     parser.add_argument("--mandelbrot-out", metavar="FILE.h5", help="keep the Mandelbrot HDF5 (and .png preview) here")
-
-
-def _security(args):
-    """TLS credentials from --tls-* (None without them)."""
-    if not (args.tls_ca or args.tls_cert):
-        return None
-    from distributed.security import Security
-
-    return Security(tls_ca_file=args.tls_ca, tls_client_cert=args.tls_cert, tls_client_key=args.tls_key,
-                    require_encryption=True)
 
 
 def _primes_report(client, a, b) -> dict:
@@ -153,7 +139,7 @@ def run(args) -> int:
         raise ValueError(f"--workers must be >= 1 (got {args.workers})")
     # local: one worker per core unless --workers; a scheduler: wait for --workers (default 1)
     with open_client(args.scheduler or "local", n_workers=args.workers, hostfile=args.hostfile,
-                     security=_security(args), dashboard=False) as client:
+                     security=security_from_args(args), dashboard=False) as client:
         calib = calibrate(client, quick=not args.full)
         if args.primes:
             calib["primes"] = _primes_report(client, *args.primes)

@@ -14,6 +14,8 @@ import sys
 import time
 from pathlib import Path
 
+from ._common import add_cluster_args, security_from_args
+
 
 def add_args(parser):
     parser.add_argument("model", nargs="?", help="model name (satellite, beam, rod) or a .toml model file")
@@ -28,31 +30,15 @@ def add_args(parser):
     parser.add_argument("--solver", default="auto", help="direct solver: auto, superlu, pardiso (default auto)")
     parser.add_argument("--tol", type=float, default=1e-6, help="relative residual that certifies a frequency (default 1e-6)")
     parser.add_argument("-g", "--structural-damping", type=float, dest="g", help="structural damping g, K(1 + i g)")
-    where = parser.add_mutually_exclusive_group()
-    where.add_argument("--serial", action="store_true", help="solve in this process, without dask")
-    where.add_argument("--scheduler", metavar="ADDRESS", help="an existing dask scheduler (tcp://... or tls://...)")
-    where.add_argument("--hostfile", metavar="FILE", help="start a cluster over SSH on these hosts")
+    add_cluster_args(parser, serial=True)
     parser.add_argument("--calibration", metavar="FILE.json",
                         help="cluster calibration from 'femfreq calibrate -o' (sets chunk sizes)")
-    parser.add_argument("--workers", type=int, help="workers of the embedded local cluster (default: one per core)")
-    parser.add_argument("--tls-ca", help="TLS CA file for a tls:// scheduler")
-    parser.add_argument("--tls-cert", help="TLS client certificate (with the key, or see --tls-key)")
-    parser.add_argument("--tls-key", help="TLS client key")
     parser.add_argument("-o", "--output", help="result file (.h5; .mat with --matrices); default <model>.h5")
     parser.add_argument("--resume", action="store_true", help="continue an interrupted sweep in the result file")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing result file")
     parser.add_argument("--skip-singular", action="store_true", help="skip singular frequencies (0 Hz of a free model)")
     parser.add_argument("--plot", metavar="DIR", nargs="?", const=".", help="also write FRF/time/mesh PNGs into DIR")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
-
-
-def _security(args):
-    if not (args.tls_ca or args.tls_cert):
-        return None
-    from distributed.security import Security
-
-    return Security(tls_ca_file=args.tls_ca, tls_client_cert=args.tls_cert, tls_client_key=args.tls_key,
-                    require_encryption=True)
 
 
 def run(args) -> int:
@@ -62,7 +48,7 @@ def run(args) -> int:
         raise ValueError("give a model (name or .toml file) or --matrices FILE.mat, not both and not neither")
     cluster = None if args.serial else (args.scheduler or "local")
     common = dict(method=args.method, solver=args.solver, tol=args.tol, cluster=cluster, hostfile=args.hostfile,
-                  n_workers=args.workers, security=_security(args), resume=args.resume,
+                  n_workers=args.workers, security=security_from_args(args), resume=args.resume,
                   overwrite=args.overwrite, skip_singular=args.skip_singular, progress=not args.no_progress,
                   calibration=args.calibration)
     t0 = time.perf_counter()
