@@ -74,6 +74,7 @@ def plan_chunks(
     target_task_seconds: float = 10.0,
     min_task_seconds: float = 0.2,
     chunks_per_worker: int | None = None,
+    weights=None,
 ) -> list[np.ndarray]:
     """Split a sweep into chunks of contiguous frequencies for dynamic scheduling.
 
@@ -89,8 +90,9 @@ def plan_chunks(
     n_workers : int
         Number of workers (>= 1).
     method : {"direct", "fast"}
-        ``"fast"`` (reduced-order sub-bands) prefers longer bands: at least 16
-        frequencies and 4 chunks per worker by default; ``"direct"`` 8 per worker.
+        ``"fast"`` (reduced-order sub-bands): at least 16 frequencies and 8 chunks
+        per worker by default (bands of ~15..40 modes are cheapest with light
+        damping, see docs/fast_sweep.md); ``"direct"`` 8 per worker.
     seconds_per_freq : float, optional
         Estimated cost of one frequency. With it, chunks aim at
         ``target_task_seconds`` each but never below ``min_task_seconds``.
@@ -100,6 +102,11 @@ def plan_chunks(
         Shortest chunk worth a task (dask's overhead is ~1-10 ms per task).
     chunks_per_worker : int, optional
         Minimum number of chunks per worker (balance and progress granularity).
+    weights : (n_freqs,) array_like, optional
+        Relative cost of each position (e.g. the mode density for ``"fast"``:
+        :func:`femfreq.solvers.fast.mode_weights`). The chunk boundaries then
+        split the cumulative weight evenly (same number of chunks) and the chunks
+        come from the last position down (the top of a fast sweep costs most).
 
     Returns
     -------
@@ -125,13 +132,18 @@ def plan_chunks(
     n_freqs = _as_int("n_freqs", n_freqs, minimum=0)
     n_workers = _as_int("n_workers", n_workers, minimum=1)
     if chunks_per_worker is None:
-        chunks_per_worker = 4 if method == "fast" else 8
+        chunks_per_worker = 8
     chunks_per_worker = _as_int("chunks_per_worker", chunks_per_worker, minimum=1)
     for name, value in (("target_task_seconds", target_task_seconds), ("min_task_seconds", min_task_seconds)):
         if not (np.isfinite(value) and value > 0):
             raise ValueError(f"{name} must be a positive number of seconds (got {value!r})")
     if seconds_per_freq is not None and not (np.isfinite(seconds_per_freq) and seconds_per_freq > 0):
         raise ValueError(f"seconds_per_freq must be a positive number (got {seconds_per_freq!r})")
+    if weights is not None:
+        weights = np.asarray(weights, dtype=float)
+        if weights.shape != (n_freqs,) or not np.all(np.isfinite(weights)) or np.any(weights < 0):
+            raise ValueError(f"weights must be {n_freqs} non-negative finite numbers "
+                             f"(got shape {weights.shape})")
     if n_freqs == 0:
         return []
     # balance: at least chunks_per_worker chunks per worker
@@ -144,6 +156,13 @@ def plan_chunks(
     size = int(min(n_freqs, max(min_size, math.floor(size), 1)))
     n_chunks = max(1, n_freqs // size)  # floor: no chunk shorter than size
     blocks = np.array_split(np.arange(n_freqs, dtype=np.int64), n_chunks)
+    if weights is not None and n_chunks > 1 and weights.sum() > 0:
+        # equal cumulative weight (plus a 1 % share per position so zero-weight runs stay finite)
+        cum = np.cumsum(weights / weights.sum() + 0.01 / n_freqs)
+        edges = np.searchsorted(cum, cum[-1] * np.arange(1, n_chunks) / n_chunks, side="right")
+        edges = np.clip(edges, 1, n_freqs - 1)
+        blocks = [b for b in np.split(np.arange(n_freqs, dtype=np.int64), np.unique(edges)) if b.size]
+        return blocks[::-1]  # equal weights: the top bands (largest bases) first
     order = np.empty(n_chunks, dtype=np.int64)
     order[0::2] = np.arange(n_chunks - 1, n_chunks - 1 - (n_chunks + 1) // 2, -1)
     order[1::2] = np.arange(n_chunks // 2)
@@ -387,7 +406,8 @@ def open_client(
     ValueError, TypeError
         An unknown cluster specification or conflicting arguments.
     TimeoutError
-        The workers did not join in time.
+        The workers did not join in time, or the SSH cluster did not start within
+        ``timeout`` (no start-up line from the remote processes).
     OSError
         The scheduler cannot be reached.
     ImportError
@@ -507,6 +527,146 @@ def _local_client(*, n_workers, threads_per_worker, security, dashboard, schedul
         cluster.close()
 
 
+#: Loggers whose INFO lines ``SSHCluster`` waits for on the remote stderr: "Scheduler at:"
+#: (the scheduler's address) and "Start worker at:" (one per worker). If the remote
+#: processes inherit a config that hides them (``DASK_LOGGING__DISTRIBUTED=warning``,
+#: ``logging: {distributed: warning}``), ``SSHCluster`` waits for them forever.
+_SSH_STARTUP_LOGGERS = ("distributed.scheduler", "distributed.worker")
+
+
+def _ssh_logging_config() -> dict:
+    """The dask config that lets the remote processes print the lines ``SSHCluster`` waits for.
+
+    ``SSHCluster`` forwards this process's whole dask config to the remote scheduler and
+    workers (``DASK_INTERNAL_INHERIT_CONFIG``) and detects that they started by reading
+    their log on stderr. The levels of the start-up loggers (:data:`_SSH_STARTUP_LOGGERS`)
+    are lowered to INFO if the config sets them higher (directly or through their
+    ``distributed`` parent); every other level is kept (the remote log is read only at
+    start-up, by dask's ``distributed.deploy.ssh`` logger, and is not shown here unless
+    that logger shows INFO). A ``logging-file-config`` is left alone (with a warning).
+
+    Returns
+    -------
+    dict
+        Keys and values for ``dask.config.set`` (empty if nothing needs changing).
+    """
+    import dask
+
+    names = logging.getLevelNamesMapping()
+    section = "distributed." if any(
+        dask.config.get(f"distributed.{k}", None) is not None for k in ("logging", "logging-file-config")
+    ) else ""
+    if dask.config.get(f"{section}logging-file-config", None) is not None:
+        logger.warning(
+            "dask config %slogging-file-config is set: make sure it logs %s at INFO to stderr, "
+            "or the SSH cluster start-up waits forever", section, " and ".join(_SSH_STARTUP_LOGGERS),
+        )
+        return {}
+    current = dask.config.get(f"{section}logging", None) or {}
+
+    def level_of(value):
+        return names.get(str(value).upper(), logging.INFO) if not isinstance(value, int) else value
+
+    if "version" in current:  # logging.config.dictConfig schema
+        loggers = dict(current.get("loggers") or {})
+        for name in _SSH_STARTUP_LOGGERS:
+            entry = dict(loggers.get(name) or {})
+            if entry.get("level") is None or level_of(entry["level"]) > logging.INFO:
+                entry["level"] = "INFO"  # unset: would inherit the parent's level
+            loggers[name] = entry
+        return {f"{section}logging": {**current, "loggers": loggers}}
+    # dask's own format {logger name: level}; a name inherits from its dotted parents,
+    # "distributed" being INFO unless set
+    new = dict(current)
+    for name in _SSH_STARTUP_LOGGERS:
+        parts = name.split(".")
+        inherited = [current[p] for p in (".".join(parts[:i]) for i in range(len(parts), 0, -1)) if p in current]
+        if level_of(inherited[0] if inherited else "info") > logging.INFO:
+            new[name] = "info"
+    return {f"{section}logging": new} if new != current else {}
+
+
+def _drain_remote_output(cluster) -> None:
+    """Keep reading the remote processes' stdout and stderr (to the DEBUG log) after start-up.
+
+    ``SSHCluster`` reads their stderr only until the start-up line. Unread output piles
+    up in the SSH channel; once its window (2 MiB) and the remote pipe are full, the
+    remote scheduler or worker blocks in its next log write, i.e. freezes. Lines go to
+    the ``femfreq.cluster.remote`` logger at DEBUG (shown with ``femfreq -vv``).
+    """
+    remote = logging.getLogger(f"{__name__}.remote")
+
+    async def drain(stream, who):
+        try:
+            while True:
+                line = await stream.readline()
+                if not line:
+                    return
+                remote.debug("%s: %s", who, line.rstrip())
+        except Exception:  # noqa: BLE001 - the session ended; nothing left to read
+            return
+
+    for name, proc in [("scheduler", cluster.scheduler), *((f"worker {k}", w) for k, w in cluster.workers.items())]:
+        session = getattr(proc, "proc", None)  # dask's SSH Process: its asyncssh process
+        if session is None:
+            continue
+        who = f"{name} on {getattr(proc, 'address', '?')}"
+        for stream in (session.stdout, session.stderr):
+            cluster.loop.add_callback(drain, stream, who)
+
+
+class _StartupDeadline:
+    """Ends an ``SSHCluster`` start-up that outlives ``timeout`` seconds.
+
+    ``SSHCluster`` waits without limit for the remote log lines that say a process
+    started. On expiry this closes the SSH connections of the cluster being built
+    (found among dask's ``SpecCluster`` instances, in its event loop): the waiting
+    read then ends and the constructor raises. Best effort: if dask's internals
+    change, it does nothing.
+    """
+
+    def __init__(self, timeout: float):
+        import threading
+
+        from distributed.deploy.spec import SpecCluster
+
+        self._before = set(getattr(SpecCluster, "_instances", ()))
+        self.expired = False
+        self._done = False
+        self._lock = threading.Lock()
+        self._timer = threading.Timer(timeout, self._expire)
+        self._timer.daemon = True
+
+    def finish(self) -> bool:
+        """Stop watching; True if the deadline passed (its connections may be closed)."""
+        with self._lock:
+            self._done = True
+            return self.expired
+
+    def _expire(self):
+        from distributed.deploy.spec import SpecCluster
+
+        with self._lock:
+            if self._done:
+                return
+            self.expired = True
+        try:
+            for cluster in set(getattr(SpecCluster, "_instances", ())) - self._before:
+                procs = [cluster.scheduler, *cluster.workers.values()]
+                conns = [c for c in (getattr(p, "connection", None) for p in procs) if c is not None]
+                for conn in conns:
+                    cluster.loop.add_callback(conn.close)
+        except Exception:  # noqa: BLE001 - best effort, see the class docstring
+            logger.debug("could not end the SSH cluster start-up", exc_info=True)
+
+    def __enter__(self):
+        self._timer.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._timer.cancel()
+
+
 @contextlib.contextmanager
 def _ssh_client(hostfile, *, security, threads_per_worker, scheduler_port, dashboard,
                 connect_options, remote_python, timeout):
@@ -531,18 +691,25 @@ def _ssh_client(hostfile, *, security, threads_per_worker, scheduler_port, dashb
         )
     protocol = "tls" if security else "tcp"
     config = dict(KEEP_REPLICAS_CONFIG)
+    config.update(_ssh_logging_config())
     if security:
         # the remote scheduler and workers read it from the config SSHCluster forwards
         config.update(_security_config(security))
     scheduler_options = {
         "port": scheduler_port,
         "protocol": protocol,
-        "dashboard_address": ":0" if dashboard else None,
+        # the HTTP server always runs (health checks); ":0" avoids a clash on 8787
+        "dashboard_address": ":0",
         "dashboard": bool(dashboard),
     }
     worker_options = {"nthreads": threads_per_worker, "protocol": protocol}
     logger.info("starting a dask cluster over SSH: scheduler on %s, %d workers", hosts[0], len(hosts))
-    with dask.config.set(config):
+    too_slow = (
+        f"the SSH cluster of {hostfile} did not start within {timeout:g} s: no 'Scheduler at:' / "
+        "'Start worker at:' line from the remote processes (do they run? does their dask logging "
+        "config hide INFO?)"
+    )
+    with dask.config.set(config), _StartupDeadline(timeout) as deadline:
         try:
             cluster = SSHCluster(
                 [hosts[0], *hosts],
@@ -554,8 +721,14 @@ def _ssh_client(hostfile, *, security, threads_per_worker, scheduler_port, dashb
                 security=security or None,
             )
         except Exception as exc:  # asyncssh and dask raise many kinds; name the file
+            if deadline.finish():
+                raise TimeoutError(too_slow) from exc
             raise ClusterError(f"could not start the SSH cluster of {hostfile}: {type(exc).__name__}: {exc}") from exc
+        if deadline.finish():  # started just as the deadline passed: its connections may be closing
+            cluster.close()
+            raise TimeoutError(too_slow)
     try:
+        _drain_remote_output(cluster)
         with Client(cluster, security=security or None, timeout=timeout) as client:
             _wait_for_workers(client, len(hosts), timeout, f"the SSH cluster of {hostfile}")
             _announce(client, f"SSH dask cluster ({len(hosts)} workers, {'TLS' if security else 'no TLS'})")

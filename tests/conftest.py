@@ -141,7 +141,10 @@ def sshd(tmp_path):
     """A throw-away OpenSSH server on 127.0.0.1 accepting one throw-away key for this user.
 
     Yields a dict: ``port``, ``key`` (client private key path), ``user``,
-    ``connect_options`` (for ``asyncssh.connect`` / dask's ``SSHCluster``).
+    ``host_key`` (the server's public key line, for a known_hosts file), ``pid`` (of the
+    sshd listener), ``connect_options`` (for ``asyncssh.connect`` / dask's ``SSHCluster``).
+    ``kill_sessions()`` kills every process the sessions started (a test's watchdog: a
+    remote process killed ends its SSH channel, which ends a client waiting on it).
     """
     if not os.path.exists(SSHD) or shutil.which("ssh-keygen") is None:
         pytest.skip(f"{SSHD} or ssh-keygen not installed (apt-get install openssh-server)")
@@ -194,6 +197,9 @@ LogLevel ERROR
             "port": port,
             "key": str(user_key),
             "user": user,
+            "host_key": Path(f"{host_key}.pub").read_text().strip(),
+            "pid": proc.pid,
+            "kill_sessions": lambda: _kill_descendants(proc.pid),
             "connect_options": {"port": port, "username": user, "known_hosts": None, "client_keys": [str(user_key)]},
         }
     finally:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import subprocess
@@ -243,7 +244,7 @@ def test_cli_rejects_bad_options(tmp_path, capsys):
 
 
 # -- SSH host file against a real sshd -------------------------------------------------
-def test_hostfile_cluster_over_ssh_with_tls(sshd, tmp_path):
+def test_hostfile_cluster_over_ssh_with_tls(sshd, tmp_path, caplog):
     from femfreq.system import System
     import scipy.sparse as sp
 
@@ -255,11 +256,28 @@ def test_hostfile_cluster_over_ssh_with_tls(sshd, tmp_path):
     freqs = np.linspace(0.0, 3.0, 24)
     load = np.ones(freqs.size, dtype=complex)
     tasks = [(c, freqs[c], load[c]) for c in plan_chunks(freqs.size, 2)]
-    with open_client(hostfile=hostfile, connect_options=sshd["connect_options"], timeout=90) as client:
+    caplog.set_level(logging.DEBUG, logger="femfreq.cluster.remote")
+    with _Watchdog(sshd, 150), \
+            open_client(hostfile=hostfile, connect_options=sshd["connect_options"], timeout=90) as client:
         assert client.scheduler.address.startswith("tls://")  # TLS by default
         workers = client.scheduler_info()["workers"]
         assert len(workers) == 2 and all(w.startswith("tls://") for w in workers)
+        # the remote output is read after start-up: 16 MiB on stderr (more than the SSH
+        # channel and the pipe hold; unread, 20 MiB froze the scheduler here) must not block
+        # the scheduler or a worker in its write
+        def flood():
+            for i in range(1024):
+                sys.stderr.write(f"flood {i} " + "x" * 16384 + "\n")
+            sys.stderr.flush()
+
+        client.run_on_scheduler(flood)
+        client.run(flood)
+        assert client.submit(add, 1, 2).result(timeout=30) == 3
         results = list(run_on_dask(client, system, tasks, solver="superlu"))
+        deadline = time.monotonic() + 30
+        while sum("flood 1023 " in r.getMessage() for r in caplog.records) < 3 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert sum("flood 1023 " in r.getMessage() for r in caplog.records) == 3  # to the DEBUG log
     got = np.empty((freqs.size, 2), dtype=complex)
     for r in results:
         got[r.index] = r.response
@@ -288,3 +306,163 @@ def test_jobqueue_cluster_builds_a_job_script_and_keeps_replicas():
     assert "#SBATCH -p short" in script and "#SBATCH -t 01:00:00" in script
     assert "--nthreads 1" in script and "distributed.cli.dask_worker" in script
     assert "ReduceReplicas" not in policies
+
+
+# -- SSH start-up under a quiet dask log config (issue 3) -------------------------------
+# SSHCluster forwards this process's dask config to the remote processes and waits for
+# their "Scheduler at:" / "Start worker at:" log lines on stderr. `femfreq` (main) quiets
+# dask with DASK_LOGGING__DISTRIBUTED=warning, which hid those lines: start-up hung.
+_QUIET = {"logging": {"distributed": "warning"}}  # what a fresh `femfreq` process has
+
+
+@pytest.mark.parametrize(
+    "cfg",
+    [
+        _QUIET,
+        {"distributed.logging": {"distributed": "error", "distributed.worker": "critical"}},
+        {"logging": {"version": 1, "loggers": {"distributed": {"level": "WARNING"},
+                                                "distributed.scheduler": {"level": "ERROR"}}}},
+    ],
+    ids=["env-style", "distributed-section", "dictConfig"],
+)
+def test_ssh_logging_config_lets_remote_processes_print_their_startup_lines(cfg):
+    # a fresh interpreter with the config SSHCluster would forward (as the remote gets it)
+    import dask
+
+    with dask.config.set({**cfg}):
+        with dask.config.set(cluster._ssh_logging_config()):
+            inherit = dask.config.serialize(dask.config.global_config)
+    code = (
+        "import logging, distributed\n"
+        "print(*(logging.getLevelName(logging.getLogger(n).getEffectiveLevel()) for n in "
+        "('distributed.scheduler', 'distributed.worker', 'distributed.nanny')))\n"
+    )
+    env = dict(os.environ, DASK_INTERNAL_INHERIT_CONFIG=inherit)
+    env.pop("DASK_LOGGING__DISTRIBUTED", None)
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    scheduler, worker, nanny = out.stdout.split()
+    assert (scheduler, worker) == ("INFO", "INFO")
+    assert nanny in ("WARNING", "ERROR")  # the rest stays as quiet as asked
+
+
+def test_ssh_logging_config_leaves_a_verbose_config_alone():
+    import dask
+
+    for cfg in ({}, {"logging": {"distributed": "debug"}}, {"logging": {"distributed.scheduler": "info",
+                                                                         "distributed.worker": 10}}):
+        with dask.config.set(cfg):
+            assert cluster._ssh_logging_config() == {}
+
+
+def test_hostfile_cluster_start_up_that_hangs_is_a_timeout_error(sshd, tmp_path):
+    # a remote "python" that runs but never prints the start-up line: a clear error in
+    # `timeout` seconds instead of waiting forever (and the session is closed)
+    hostfile = tmp_path / "hosts"
+    hostfile.write_text("127.0.0.1\n")
+    t0 = time.monotonic()
+    with _Watchdog(sshd, 90):
+        with pytest.raises(TimeoutError, match=f"the SSH cluster of {hostfile} did not start within 3 s"):
+            with open_client(hostfile=hostfile, connect_options=sshd["connect_options"], timeout=3,
+                             remote_python="cat >/dev/null #"):  # no output; exits at EOF
+                pass
+    assert time.monotonic() - t0 < 60
+
+
+class _Watchdog:
+    """Ends a hung SSH start-up: kills the sshd sessions' processes (and ``proc``) after ``seconds``."""
+
+    def __init__(self, sshd, seconds, proc=None):
+        import threading
+
+        self.fired = False
+
+        def fire():
+            self.fired = True
+            if proc is not None:
+                proc.kill()
+            sshd["kill_sessions"]()
+
+        self.timer = threading.Timer(seconds, fire)
+        self.timer.daemon = True
+
+    def __enter__(self):
+        self.timer.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.timer.cancel()
+        assert not self.fired, "the SSH cluster hung (watchdog fired)"
+
+
+def _wait_no_sessions(sshd, timeout=20.0):
+    """The remote scheduler/workers exit with their SSH sessions (returns the leftovers)."""
+    import psutil
+
+    deadline = time.monotonic() + timeout
+    while True:
+        left = [p.cmdline() for p in psutil.Process(sshd["pid"]).children(recursive=True)
+                if "femfreq.cluster" in " ".join(p.cmdline())]
+        if not left or time.monotonic() > deadline:
+            return left
+        time.sleep(0.2)
+
+
+def test_cli_cluster_over_ssh_through_main_starts_serves_and_stops(sshd, tmp_path):
+    hostfile = tmp_path / "hosts"
+    hostfile.write_text("127.0.0.1\n127.0.0.1\n")
+    cert_dir = tmp_path / "certs"
+    env_quiet = {k: v for k, v in os.environ.items() if k != "DASK_LOGGING__DISTRIBUTED"}
+    args = ["--hostfile", str(hostfile), "--ssh-port", str(sshd["port"]), "--ssh-key", sshd["key"],
+            "--known-hosts", "none", "--cert-dir", str(cert_dir), "--timeout", "60"]
+    proc = subprocess.Popen(  # `python -m femfreq` = main(): sets DASK_LOGGING__DISTRIBUTED itself
+        [sys.executable, "-m", "femfreq", "cluster", "--scheduler-port", "0", "--no-dashboard", *args],
+        stdout=subprocess.PIPE, stderr=open(tmp_path / "cli.err", "w"), text=True, env=env_quiet,
+    )
+    fields = {}
+    try:
+        with _Watchdog(sshd, 120, proc):
+            for line in proc.stdout:
+                key, _, value = line.partition(": ")
+                fields[key.strip()] = value.strip()
+                if line.startswith("press Ctrl-C"):
+                    break
+        assert fields.get("workers") == "2", f"{fields} {(tmp_path / 'cli.err').read_text()[-2000:]}"
+        assert fields["scheduler"].startswith("tls://")
+        with open_client(fields["scheduler"], security=make_security(cert_dir), n_workers=2, timeout=30) as client:
+            assert client.submit(add, 20, 22).result(timeout=30) == 42
+    finally:
+        code, out = _stop_cli(proc)
+    assert code == 0 and "stopping the cluster" in out
+    # quiet by default: femfreq's own lines only, no INFO from dask or asyncssh
+    err = (tmp_path / "cli.err").read_text()
+    assert all(line.startswith("femfreq: ") for line in err.splitlines()), err
+    assert _wait_no_sessions(sshd) == []
+
+
+def test_sweep_over_ssh_through_main_equals_serial(sshd, tmp_path, monkeypatch):
+    import dask
+
+    from femfreq import read_results
+
+    # SSH settings come from ~/.ssh/config and ~/.ssh/known_hosts, as for dask-ssh
+    home = tmp_path / "home"
+    (home / ".ssh").mkdir(parents=True)
+    (home / ".ssh" / "config").write_text(
+        f"Host 127.0.0.1\n  Port {sshd['port']}\n  User {sshd['user']}\n  IdentityFile {sshd['key']}\n"
+    )
+    (home / ".ssh" / "known_hosts").write_text(f"[127.0.0.1]:{sshd['port']} {sshd['host_key']}\n")
+    monkeypatch.setenv("HOME", str(home))
+    hostfile = tmp_path / "hosts"
+    hostfile.write_text("127.0.0.1\n127.0.0.1\n")
+    common = ["sweep", "beam", "--level", "1", "--freqs", "1:50:8", "--no-progress"]
+    # dask is imported already in this process, so main()'s DASK_LOGGING__DISTRIBUTED does
+    # not reach its config: set what a fresh `femfreq` process has
+    with dask.config.set(_QUIET), _Watchdog(sshd, 150):
+        assert main([*common, "--hostfile", str(hostfile), "-o", str(tmp_path / "ssh.h5")]) == 0
+    assert main([*common, "--serial", "-o", str(tmp_path / "serial.h5")]) == 0
+    got, ref = read_results(tmp_path / "ssh.h5"), read_results(tmp_path / "serial.h5")
+    assert got.complete and got.response.shape == ref.response.shape == (8, ref.response.shape[1])
+    np.testing.assert_array_equal(got.freqs_hz, ref.freqs_hz)
+    assert np.max(np.abs(got.response - ref.response)) <= 1e-12 * np.max(np.abs(ref.response))
+    assert _wait_no_sessions(sshd) == []
