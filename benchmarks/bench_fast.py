@@ -125,6 +125,7 @@ def _fast_sweep(path, case, freqs, n_chunks, n_workers, tol, split="modes"):
         "basis_sizes": [m for o in outs for m in o["info"]["basis_sizes"]],
         "n_factorizations": sum(o["info"]["n_factorizations"] for o in outs),
         "chunk_seconds": [o["seconds"] for o in outs],
+        "phase_s": {ph: sum(o["info"]["timings"][ph] for o in outs) for ph in outs[0]["info"]["timings"]},
         "peak_mb": max(o["peak_mb"] for o in outs),
         "factor": outs[0]["info"]["factor"],
     }
@@ -175,6 +176,7 @@ def _case(path, description, case, *, n_freqs, n_chunks, n_workers, tol, n_peaks
         "direct_sweep_est_s (2 workers)": round(t_direct * n_freqs / n_workers, 1),
         "speedup": round(t_direct * n_freqs / n_workers / wall, 1),
         "chunk_s": "/".join(f"{t:.0f}" for t in fast["chunk_seconds"]),
+        "cpu_s (factor/krylov/certify)": "/".join(f"{fast['phase_s'][k]:.0f}" for k in ("factor", "krylov", "certify")),
         "peak_rss_per_worker_mb": round(fast["peak_mb"]),
         "direct_backend": solver.name,
         "factor_backend": fast["factor"],
@@ -191,15 +193,16 @@ def _has_threads_option():
     return "threads" in inspect.signature(PardisoSolver.__init__).parameters
 
 
-def run(quick: bool = True, *, level: int | None = None, cases=("beta", "g"), split="modes",
+def run(quick: bool = True, *, level: int | None = None, cases=("beta", "g"), split="auto",
         n_chunks: int | None = None, progress=None) -> dict:
     """Fast vs direct on the satellite (quick: level 3; full: level 7), both damping cases."""
     level = level or (3 if quick else 7)
     path, description = _prepare(level)
     rows = []
     for case in cases:
-        rows.append(_case(path, description, case, n_freqs=2049, n_chunks=n_chunks or (2 if case == "beta" else 8),
-                          n_workers=2, tol=1e-6, n_peaks=6, split=split))
+        rows.append(_case(path, description, case, n_freqs=2049, n_chunks=n_chunks or (2 if case == "beta" else 16),
+                          n_workers=2, tol=1e-6, n_peaks=6,
+                          split=split if split != "auto" else ("width" if case == "beta" else "modes")))
         if progress is not None:
             progress(rows[-1])
     notes = (
@@ -228,9 +231,10 @@ def main(argv=None) -> int:
     p.add_argument("--full", action="store_true", help="level 7 (612k DOF): heavy")
     p.add_argument("--level", type=int, help="satellite level (default 3, or 7 with --full)")
     p.add_argument("--cases", default="beta,g", help="damping cases: beta (C = 0.004 K), g (g = 0.02)")
-    p.add_argument("--split", choices=["modes", "width"], default="modes",
-                   help="sub-bands of equal mode count (default) or of equal width (the old layout)")
-    p.add_argument("--chunks", type=int, help="number of sub-bands (default 2 for beta, 8 for g)")
+    p.add_argument("--split", choices=["auto", "modes", "width"], default="auto",
+                   help="sub-bands of equal mode count or of equal width; auto: modes for g, width for beta "
+                        "(heavy damping: the cost does not follow the modes)")
+    p.add_argument("--chunks", type=int, help="number of sub-bands (default 2 for beta, 16 for g)")
     args = p.parse_args(argv)
     result = run(quick=not args.full, level=args.level, cases=args.cases.split(","), split=args.split,
                  n_chunks=args.chunks,

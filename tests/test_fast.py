@@ -10,7 +10,8 @@ import scipy.sparse.linalg as spla
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from femfreq.solvers.fast import solve_band
+from femfreq.cluster import plan_chunks
+from femfreq.solvers.fast import _mkl_rt, _ShiftedFactors, band_chunks, count_modes, mode_weights, solve_band
 from femfreq.system import System
 
 
@@ -296,3 +297,100 @@ def test_bad_inputs_are_rejected(kwargs, match):
 def test_system_must_be_a_system():
     with pytest.raises(TypeError, match="system must be a femfreq.System \\(got dict\\)"):
         solve_band({}, [1.0], [1.0])
+
+
+# -- mode counts, equal-mode sub-bands, shared analysis ---------------------------------
+needs_mkl = pytest.mark.skipif(_mkl_rt() is None, reason="Sturm counts need MKL PARDISO")
+
+
+@needs_mkl
+def test_sturm_count_matches_dense_eigenvalues():
+    K, M, b = _truss(12, 5, seed=5)
+    fn = _natural_hz(K, M)
+    system = _damped(K, M, b, "structural")
+    # probe between modes (a probe on a mode may count it either way)
+    probes = 0.5 * (fn[[3, 20, 57, 90]] + fn[[4, 21, 58, 91]])
+    np.testing.assert_array_equal(count_modes(system, probes), [4, 21, 58, 91])
+
+
+@pytest.mark.parametrize("freqs, match", [([0.0, 1.0], "positive finite"), ([np.nan], "positive finite")])
+def test_sturm_count_rejects_bad_frequencies(freqs, match):
+    K, M, b = _truss(4, 3)
+    with pytest.raises(ValueError, match=match):
+        count_modes(_damped(K, M, b, "beta"), freqs)
+
+
+def test_shared_analysis_refactorization_solves_each_shift_exactly():
+    K, M, b = _truss(10, 4, seed=6)
+    system = _damped(K, M, b, "structural")
+    factors = _ShiftedFactors(system, "auto")
+    try:
+        for f in (-50.0, 120.0, 333.0, 40.0):  # the analysis is reused from the 2nd shift on
+            s = np.sign(f) * (2 * np.pi * f) ** 2
+            x = factors.factor(s).solve(b)
+            ref = np.linalg.solve((K - s * M).toarray(), b)
+            np.testing.assert_allclose(x, ref, rtol=1e-8, atol=1e-12 * np.abs(ref).max())
+    finally:
+        factors.close()
+
+
+@needs_mkl
+def test_band_chunks_hold_about_equal_mode_counts():
+    K, M, b = _truss(30, 8, seed=7)
+    fn = _natural_hz(K, M)
+    system = _damped(K, M, b, "structural")
+    freqs = np.linspace(0, fn[120], 801)
+    parts = band_chunks(system, freqs, 6)
+    assert np.array_equal(np.sort(np.concatenate(parts)), np.arange(freqs.size))
+    lo = [freqs[p].min() for p in parts]
+    assert lo == sorted(lo, reverse=True)  # top band first
+    for p in parts:
+        assert np.all(np.diff(np.sort(p)) == 1)  # contiguous
+    counts = np.array([np.sum((fn >= freqs[p].min()) & (fn <= freqs[p].max())) for p in parts])
+    widths = np.array([np.ptp(freqs[p]) for p in parts])
+    # the density grows with frequency: equal counts mean much narrower top bands
+    assert counts.max() <= 2 * counts.min() + 3, counts
+    assert widths[0] < 0.6 * widths[-1]
+
+
+def test_mode_weights_and_weighted_plan():
+    K, M, b = _truss(10, 4)
+    system = _damped(K, M, b, "structural")
+    freqs = np.linspace(0, 500, 1001)
+    w = mode_weights(system, freqs)
+    assert w.shape == (1001,) and np.all(w >= 0) and w.sum() == pytest.approx(1.0)
+    assert w[-1] > w[100]  # the density grows with frequency
+    chunks = plan_chunks(1001, 2, method="fast", weights=w)
+    assert np.array_equal(np.sort(np.concatenate(chunks)), np.arange(1001))
+    assert all(np.all(np.diff(c) == 1) for c in chunks)
+    assert chunks[0][-1] == 1000  # top band first
+    cost = np.array([w[c].sum() for c in chunks])
+    assert cost.max() <= 1.5 * cost.min()  # equal weight, not equal width
+    assert chunks[0].size < chunks[-1].size
+    with pytest.raises(ValueError, match="weights must be 1001 non-negative finite numbers"):
+        plan_chunks(1001, 2, method="fast", weights=-w)
+    with pytest.raises(ValueError, match="n_chunks must be an integer >= 1 \\(got 0\\)"):
+        band_chunks(system, freqs, 0)
+    with pytest.raises(ValueError, match="freqs_hz must be finite"):
+        mode_weights(system, [np.inf, 1.0])
+
+
+@needs_mkl
+def test_analysis_is_kept_for_the_next_call_on_the_same_system_and_freed():
+    import femfreq.solvers.fast as fast
+
+    K, M, b = _truss(8, 4, seed=8)
+    system = _damped(K, M, b, "structural")
+    freqs = np.linspace(5, 300, 30)
+    first = solve_band(system, freqs, np.ones(30))
+    kept = fast._CACHE["factors"]
+    assert kept is not None and fast._CACHE["system"]() is system
+    again = solve_band(system, freqs, np.ones(30))  # refactorizations on the kept analysis
+    assert fast._CACHE["factors"] is kept
+    np.testing.assert_allclose(again.response, first.response, rtol=1e-9, atol=1e-14)
+    assert again.rel_residual.max() <= 1e-6
+    other = _damped(*_truss(5, 3), "structural")
+    solve_band(other, [10.0, 20.0], [1.0, 1.0])  # another system replaces the cached one
+    assert fast._CACHE["system"]() is other
+    fast.free_factor_cache()
+    assert fast._CACHE["factors"] is None
