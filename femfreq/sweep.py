@@ -505,14 +505,31 @@ def _warn_uncertified(result, tol):
 _SECONDS_PER_DOF = 3.5e-6
 
 
-def _planning(system, method, calibration):
-    """Keyword arguments for :func:`femfreq.cluster.plan_chunks` from a calibration."""
+def _lightly_damped(system, f_max) -> bool:
+    """True if modes near ``f_max`` are underdamped (viscous C small against K)."""
+    k = np.abs(system.k_values).max()
+    c = np.abs(system.c_values).max() if system.c_values.size else 0.0
+    # C ~ beta K gives a damping ratio ~ beta pi f: overdamped beyond 1 / (beta pi)
+    return k == 0 or c / k * np.pi * f_max < 1.0
+
+
+def _planning(system, method, calibration, freqs_hz=None):
+    """Keyword arguments for :func:`femfreq.cluster.plan_chunks`.
+
+    The calibration sets the shortest chunk worth a task. Direct: a first guess of
+    the seconds per frequency. Fast with light damping: sub-bands of equal mode count
+    (the cost of a band follows the modes it holds, whose density grows with f).
+    """
     from . import calibrate
 
     kw = {"min_task_seconds": calibrate.min_task_seconds(calibration)}
     if method == "direct":
         per_dof = (calibration or {}).get("seconds_per_dof", _SECONDS_PER_DOF)
         kw["seconds_per_freq"] = float(per_dof) * system.n
+    elif freqs_hz is not None and len(freqs_hz) > 1 and _lightly_damped(system, np.max(freqs_hz)):
+        from .solvers.fast import mode_weights
+
+        kw["weights"] = mode_weights(system, freqs_hz)
     return kw
 
 
@@ -534,7 +551,8 @@ def _run(system, todo, freqs, P, method, solver, options, *, cluster, hostfile, 
     with _cluster.open_client(cluster if cluster is not None else "local", n_workers=n_workers,
                               hostfile=hostfile, security=security) as client:
         n = max(1, len(client.scheduler_info().get("workers", {})))
-        plan = _cluster.plan_chunks(todo.size, n, method=method, **_planning(system, method, calibration))
+        plan = _cluster.plan_chunks(todo.size, n, method=method,
+                                   **_planning(system, method, calibration, freqs[todo]))
         tasks = [(todo[p], freqs[todo[p]], P[todo[p]]) for p in plan]
         try:
             yield from _cluster.run_on_dask(client, system, tasks, method=method, solver=solver, options=options)

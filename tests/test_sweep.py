@@ -197,3 +197,33 @@ def test_calibration_sets_the_shortest_chunk(tmp_path):
     path.write_text("{not json")
     with pytest.raises(ValueError, match="calib.json:1"):
         femfreq.solve(K, None, M, np.ones(50), freqs_hz=[1.0], cluster=None, progress=False, calibration=path)
+
+
+def test_fast_plan_uses_mode_weights_only_with_light_damping():
+    from femfreq.cluster import plan_chunks
+    from femfreq.sweep import _planning
+
+    model = femfreq.load_model("satellite", level=1)  # a 2-D body: N(f) grows ~ f^2
+    K, C, M, b = model.matrices()
+    freqs = np.linspace(0, 1000, 2049)
+    heavy = System(K=K, C=0.004 * K, M=M, b=b)
+    light = System(K=K, C=None, M=M, b=b, g=0.02)
+    assert "weights" not in _planning(heavy, "fast", None, freqs)
+    kw = _planning(light, "fast", None, freqs)
+    w = kw["weights"]
+    assert w.shape == freqs.shape and np.all(w >= 0) and w.sum() == pytest.approx(1.0)
+    assert w[-100:].sum() > w[:100].sum()  # more modes per Hz at the top of the band
+    chunks = plan_chunks(freqs.size, 2, method="fast", **kw)
+    sizes = {int(c[0]): c.size for c in chunks}
+    assert sizes[min(sizes)] > sizes[max(sizes)]  # low bands are wider than high ones
+    assert sorted(np.concatenate(chunks).tolist()) == list(range(freqs.size))
+
+
+def test_mode_weights_are_finite_at_zero_hz_when_modes_thin_out():
+    from femfreq.solvers.fast import _mode_exponent, mode_weights
+
+    s = femfreq.load_model("beam", level=2).system()  # slender beam: N(f) ~ f^p with p < 1
+    assert _mode_exponent(s, 1000.0, True, "auto") < 1
+    w = mode_weights(s, np.linspace(0, 1000, 101))
+    assert np.all(np.isfinite(w)) and np.all(w >= 0) and w.sum() == pytest.approx(1.0)
+    assert w[1] > w[-1]  # denser at the bottom for p < 1

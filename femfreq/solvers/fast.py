@@ -418,9 +418,11 @@ def mode_weights(system, freqs_hz, *, counts=True, factor="auto"):
     p = _mode_exponent(system, top, counts, factor)
     order = np.argsort(f, kind="stable")
     fs = f[order]
-    step = np.gradient(fs)
+    # modes between the midpoints around each frequency, N(f) ~ f^p: finite at 0 Hz
+    # for any p (the derivative p f^(p-1) is not when p < 1)
+    edges = np.concatenate([fs[:1], (fs[1:] + fs[:-1]) / 2, fs[-1:]]) / top
     w = np.empty(f.size)
-    w[order] = p * (fs / top) ** (p - 1) * step / top
+    w[order] = edges[1:] ** p - edges[:-1] ** p
     return w / w.sum() if w.sum() > 0 else np.full(f.size, 1.0 / f.size)
 
 
