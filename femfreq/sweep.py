@@ -469,13 +469,12 @@ def solve(
                         bar.update(chunk)
             finally:
                 bar.close()
-            result = writer.result() if hasattr(writer, "result") else None
             if time_info is not None:
                 from . import spectra
 
-                done = _results.read_results(path) if result is None else result
+                response = writer.result().response  # every row, including resumed ones
                 t = np.arange(time_info[1]) * time_info[0]
-                x_t = spectra.to_time(np.nan_to_num(np.asarray(done.response)), time_info[1], axis=0)
+                x_t = spectra.to_time(np.nan_to_num(response), time_info[1], axis=0)
                 writer.write_time(t, x_t)
             writer.finish()
         result = _results.read_results(path)
