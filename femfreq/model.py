@@ -7,11 +7,12 @@ vector and the output DOF. :meth:`Model.matrices` assembles ``K`` and ``M`` with
 :meth:`Model.system` wraps them in a :class:`femfreq.system.System`.
 
 :func:`load_model` reads the TOML model format of ``docs/architecture.md`` (or a
-model shipped in the repository's ``models/`` folder, by name).
+model shipped with femfreq, by name: see :func:`models_dir`).
 """
 
 from __future__ import annotations
 
+import importlib.resources
 import logging
 import math
 import re
@@ -739,7 +740,20 @@ def _dof_array(name, value, n_dof, *, allow_empty, unique=True):
 
 # --------------------------------------------------------------------------- model files
 def models_dir() -> Path:
-    """The repository's ``models/`` folder with the shipped models."""
+    """The folder holding the shipped models (``*.toml`` and their ``*.poly`` meshes).
+
+    An installed wheel carries them as the package data folder ``femfreq/models``
+    (found with :mod:`importlib.resources`); a source checkout or an editable install
+    (``pip install -e .``) uses the repository's top-level ``models/`` folder.
+
+    Returns
+    -------
+    pathlib.Path
+        The folder; it may not exist if femfreq was installed without its data.
+    """
+    packaged = importlib.resources.files(__package__) / "models"
+    if isinstance(packaged, Path) and packaged.is_dir():  # not a zipped install
+        return packaged
     return Path(__file__).resolve().parents[1] / "models"
 
 

@@ -33,12 +33,14 @@ function [K, M, free, info] = femfreq_rod_model(node_file, ele_file, E, rho, are
 %
 %   The .node/.ele files may number from 0 or from 1, carry attributes and boundary
 %   markers, and have # comments. Runs in MATLAB (R2016b or later) and GNU Octave.
+%   Needs matlab/private/ beside it (the shared option parser): copy the whole folder.
 %
 %   Example:
 %     [K, M, free] = femfreq_rod_model('sat.node', '', 1e7, 0.1, 'reference', ...
 %                                      'FixLine', [16 2 31 2]);
 
-opts = parse_options(varargin);
+opts = parse_options(varargin, {'Mass', 'lumped'; 'FixNodes', []; 'FixBox', zeros(0, 4); ...
+                                 'FixLine', zeros(0, 4); 'LineTol', []; 'Fix', 'xy'}, 'femfreq:rod_model');
 if nargin < 2 || isempty(ele_file)
   ele_file = regexprep(node_file, '\.node$', '');
   ele_file = [ele_file '.ele'];
@@ -136,30 +138,6 @@ full_to_free(free) = 1:numel(free);
 info = struct('points', points, 'triangles', tri, 'edges', edges, 'lengths', L, ...
               'area', area, 'fixed', fixed, 'n_dof', n_dof, 'total_mass', sum(m_rod), ...
               'full_to_free', full_to_free);
-end
-
-
-function opts = parse_options(args)
-opts = struct('mass', 'lumped', 'fixnodes', [], 'fixbox', zeros(0, 4), 'fixline', zeros(0, 4), ...
-              'linetol', [], 'fix', 'xy');
-if mod(numel(args), 2) ~= 0
-  error('femfreq:rod_model:options', 'options must be name/value pairs');
-end
-for a = 1:2:numel(args)
-  name = args{a};
-  if isa(name, 'string')
-    name = char(name);
-  end
-  if ~ischar(name) || ~isfield(opts, lower(name))
-    error('femfreq:rod_model:options', 'unknown option ''%s''; known: Mass, FixNodes, FixBox, FixLine, LineTol, Fix', ...
-          num2str(name));
-  end
-  value = args{a + 1};
-  if isa(value, 'string')
-    value = char(value);
-  end
-  opts.(lower(name)) = value;
-end
 end
 
 

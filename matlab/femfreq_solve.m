@@ -33,34 +33,16 @@ function [X, info] = femfreq_solve(K, C, M, b, freqs, P, output_dofs, varargin)
 %   converts the indices) and calls the single bridge function
 %   femfreq.matlab.solve_triplets; every dask object stays in Python. It needs
 %   MATLAB R2019b or later with pyenv pointing at a Python that has femfreq installed
-%   (see docs/matlab.md).
+%   (see docs/matlab.md). Needs matlab/private/ beside it: copy the whole folder.
 %
 %   Example:
 %     [K, M, free] = femfreq_rod_model('sat.node', '', 1e7, 0.1, 'reference', 'FixLine', [16 2 31 2]);
 %     b = zeros(size(K, 1), 1); b(10) = -1;
 %     X = femfreq_solve(K, 0.004 * K, M, b, linspace(1, 500, 200), 1, [10 11], 'Workers', 2);
 
-opts = struct('scheduler', 'local', 'hostfile', '', 'workers', [], 'method', 'direct', ...
-              'solver', 'auto', 'output', '', 'g', 0, 'route', 'py', 'command', 'femfreq', ...
-              'version', '-v7');
-if mod(numel(varargin), 2) ~= 0
-  error('femfreq:solve:options', 'options must be name/value pairs');
-end
-for a = 1:2:numel(varargin)
-  name = varargin{a};
-  if isa(name, 'string')
-    name = char(name);
-  end
-  if ~ischar(name) || ~isfield(opts, lower(name))
-    error('femfreq:solve:options', ['unknown option ''%s''; known: Scheduler, HostFile, Workers, ' ...
-          'Method, Solver, Output, G, Route, Command, Version'], num2str(name));
-  end
-  value = varargin{a + 1};
-  if isa(value, 'string')
-    value = char(value);  % MATLAB strings ("...") as char, so that isempty('') holds
-  end
-  opts.(lower(name)) = value;
-end
+opts = parse_options(varargin, {'Scheduler', 'local'; 'HostFile', ''; 'Workers', []; 'Method', 'direct'; ...
+                                 'Solver', 'auto'; 'Output', ''; 'G', 0; 'Route', 'py'; ...
+                                 'Command', 'femfreq'; 'Version', '-v7'}, 'femfreq:solve');
 
 n = size(K, 1);
 if size(K, 2) ~= n

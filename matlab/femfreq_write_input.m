@@ -18,21 +18,13 @@ function file = femfreq_write_input(file, K, C, M, b, freqs, P, output_dofs, var
 %
 %   Returns the file name. The dynamic stiffness solved at each frequency f is
 %   (1 + i g) K + i w C - w^2 M with w = 2 pi f, and the load is P(f) b.
+%   Needs matlab/private/ beside it (the shared option parser): copy the whole folder.
 
-version = '-v7';
-g = 0;
-for a = 1:2:numel(varargin)
-  switch lower(char(varargin{a}))
-    case 'version'
-      version = char(varargin{a + 1});
-    case 'g'
-      g = varargin{a + 1};
-    otherwise
-      error('femfreq:write_input:options', 'unknown option ''%s''; known: Version, G', char(varargin{a}));
-  end
-end
+opts = parse_options(varargin, {'Version', '-v7'; 'G', 0}, 'femfreq:write_input');
+version = opts.version;
+g = opts.g;
 if ~any(strcmp(version, {'-v7', '-v7.3', '-v6'}))
-  error('femfreq:write_input:version', 'Version must be ''-v7'' or ''-v7.3'' (got ''%s'')', version);
+  error('femfreq:write_input:version', 'Version must be ''-v7'' or ''-v7.3'' (got ''%s'')', num2str(version));
 end
 if size(K, 1) ~= size(K, 2)
   error('femfreq:write_input:size', 'K must be square (has size %d x %d)', size(K, 1), size(K, 2));

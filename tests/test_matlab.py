@@ -218,6 +218,51 @@ def test_m_files_reject_bad_input(tmp_path, sat_mesh):
         assert re.search(rf"^case {k}: .*{re.escape(text)}", out, re.M), (k, text, out)
 
 
+@needs_octave
+def test_m_files_name_value_options(tmp_path):
+    # the options of all three functions go through matlab/private/parse_options.m
+    out = _octave(
+        """
+        K = speye(3); M = speye(3); C = []; b = ones(3, 1); f = [1 2]; P = 1;
+        calls = {@() femfreq_rod_model('a.node', '', 1e7, 0.1, 1, 'Colour', 'red'), ...
+                 @() femfreq_rod_model('a.node', '', 1e7, 0.1, 1, 'FixNodes', 1, 'Mass'), ...
+                 @() femfreq_rod_model('a.node', '', 1e7, 0.1, 1, 3, 'x'), ...
+                 @() femfreq_solve(K, C, M, b, f, P, 1, 'Workers', 2, 'Colour', 'red'), ...
+                 @() femfreq_solve(K, C, M, b, f, P, 1, 'route', 'file', 'Workers'), ...
+                 @() femfreq_solve(K, C, M, b, f, P, 1, {'Route'}, 'file'), ...
+                 @() femfreq_write_input('x.mat', K, C, M, b, f, P, 1, 'Colour', 'red'), ...
+                 @() femfreq_write_input('x.mat', K, C, M, b, f, P, 1, 'G')};
+        for k = 1:numel(calls)
+          try
+            calls{k}();
+            fprintf('case %d: no error\\n', k);
+          catch err
+            fprintf('case %d: [%s] %s\\n', k, err.identifier, err.message);
+          end
+        end
+        % names match in any case, the last of a repeated option wins
+        femfreq_write_input('ok.mat', K, C, M, b, f, P, 1, 'g', 0.5, 'VERSION', '-v7', 'G', 0.25);
+        disp('written');
+        """,
+        tmp_path,
+    )
+    expected = [
+        ("rod_model", "unknown option 'Colour'; known: Mass, FixNodes, FixBox, FixLine, LineTol, Fix"),
+        ("rod_model", "option 'Mass' has no value (options are name/value pairs)"),
+        ("rod_model", "option names must be text (got 3 as option name 1); known: Mass,"),
+        ("solve", "unknown option 'Colour'; known: Scheduler, HostFile, Workers, Method, Solver, Output, G, "
+                  "Route, Command, Version"),
+        ("solve", "option 'Workers' has no value (options are name/value pairs)"),
+        ("solve", "option names must be text (got a 1x1 cell as option name 1)"),
+        ("write_input", "unknown option 'Colour'; known: Version, G"),
+        ("write_input", "option 'G' has no value (options are name/value pairs)"),
+    ]
+    for k, (fn, text) in enumerate(expected, start=1):
+        assert re.search(rf"^case {k}: \[femfreq:{fn}:options\] {re.escape(text)}", out, re.M), (k, text, out)
+    assert "written" in out
+    assert scipy.io.loadmat(tmp_path / "ok.mat")["g"].item() == 0.25
+
+
 # -- the .mat file route, end to end through Octave --------------------------------------------------
 _MAKE_INPUT = """
 n = 12;

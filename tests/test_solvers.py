@@ -328,6 +328,39 @@ def test_pardiso_error_codes_become_clear_errors():
 
 
 @needs_pardiso
+@needs_pardiso
+def test_pardiso_sparse_rhs_partial_solve_is_exact_and_falls_back_for_dense_rhs():
+    s = grid_truss(8, 6, g=0.02)
+    rng = np.random.default_rng(3)
+    dense_rhs = rng.standard_normal((s.n, 2)) + 1j * rng.standard_normal((s.n, 2))
+    with PardisoSolver(s) as solver, PardisoSolver(s, sparse_rhs=None) as full:
+        assert solver.options["sparse_rhs"] == (s.n - 1,)  # the point load's row
+        assert full.options["sparse_rhs"] is None
+        for omega in (0.0, 250.0, 900.0):
+            ref = dense_solve(s, omega, s.b)
+            assert rel_err(solver.solve(omega, s.b), ref) < 1e-10
+            assert rel_err(full.solve(omega, s.b), ref) < 1e-10
+            # a right-hand side that is not zero off the marked rows: full substitution
+            assert rel_err(solver.solve_with_factor(omega, dense_rhs), dense_solve(s, omega, dense_rhs)) < 1e-10
+            assert rel_err(solver.solve_with_factor(omega, 3j * s.b), 3j * ref) < 1e-10
+        assert solver.stats["partial_solves"] == 6  # b and 3j b at each frequency, not the dense ones
+        assert full.stats["partial_solves"] == 0
+    # explicit rows: a load spread over two rows
+    b2 = np.zeros(s.n)
+    b2[[3, s.n - 2]] = [1.0, -2.0]
+    s2 = System(K=s.K, C=s.C, M=s.M, b=b2, g=s.g)
+    with PardisoSolver(s2, sparse_rhs=np.array([s.n - 2, 3])) as solver:
+        assert rel_err(solver.solve(400.0, b2), dense_solve(s2, 400.0, b2)) < 1e-10
+        assert solver.stats["partial_solves"] == 1
+    # a dense load: "auto" leaves the partial solve off
+    s3 = System(K=s.K, C=s.C, M=s.M, b=np.ones(s.n), g=s.g)
+    with PardisoSolver(s3) as solver:
+        assert solver.options["sparse_rhs"] is None
+    with PardisoSolver(s, iparm={23: 1}) as solver:  # two-level factorization: no partial solve
+        assert solver.options["sparse_rhs"] is None
+        assert rel_err(solver.solve(300.0, s.b), dense_solve(s, 300.0, s.b)) < 1e-10
+
+
 def test_pardiso_rejects_bad_options():
     s = grid_truss(3, 3)
     with pytest.raises(ValueError, match="threads must be an integer >= 0 .got -1"):
@@ -338,6 +371,12 @@ def test_pardiso_rejects_bad_options():
         PardisoSolver(s, iparm={64: 1})
     with pytest.raises(ValueError, match=r"iparm\[34\] is fixed by the binding"):
         PardisoSolver(s, iparm={34: 0})
+    with pytest.raises(ValueError, match=r"sparse_rhs row 99 is out of range for n = 12"):
+        PardisoSolver(s, sparse_rhs=[0, 99])
+    with pytest.raises(ValueError, match=r"sparse_rhs must be 'auto', None or an array of row indices \(got 'yes'\)"):
+        PardisoSolver(s, sparse_rhs="yes")
+    with pytest.raises(ValueError, match=r"sparse_rhs must be a non-empty 1-D array of row indices"):
+        PardisoSolver(s, sparse_rhs=[])
 
 
 def test_superlu_rejects_bad_options():
