@@ -304,21 +304,50 @@ def _security_config(security) -> dict:
 
 # -- clients ----------------------------------------------------------------------------
 def dashboard_link(client) -> str | None:
-    """The dashboard URL of the client's scheduler, or None if it has none (no bokeh)."""
+    """The dashboard URL of the client's scheduler, or None if it serves no dashboard.
+
+    None when the dashboard is off (``dashboard=False``, ``dask scheduler
+    --no-dashboard``) or bokeh is missing on the scheduler. The scheduler's HTTP
+    server runs either way (health checks) and ``scheduler_info()`` lists its port
+    as ``"dashboard"``, so the scheduler is asked what it serves.
+    """
+    return client.dashboard_link if _dashboard_state(client) == "on" else None
+
+
+def _dashboard_state(client) -> str:
+    """What the scheduler's HTTP server serves: ``"on"``, ``"off"`` or ``"no bokeh"``."""
+
+    # defined here so that cloudpickle ships it by value: the scheduler need not import femfreq
+    def femfreq_dashboard_state(dask_scheduler):
+        import importlib.util
+
+        apps = getattr(getattr(dask_scheduler, "http_application", None), "applications", None)
+        if apps is None:
+            return None  # not a distributed we know: judge by scheduler_info
+        if any(type(app).__module__.startswith("distributed.dashboard") or "Bokeh" in type(app).__name__
+               for app in apps):
+            return "on"
+        return "off" if importlib.util.find_spec("bokeh") else "no bokeh"
+
     try:
-        info = client.scheduler_info()
-        if "dashboard" not in info.get("services", {}):
-            return None
-        return client.dashboard_link
+        if "dashboard" not in client.scheduler_info().get("services", {}):
+            return "off"
     except Exception:  # noqa: BLE001 - the link is informative only
-        return None
+        return "off"
+    try:
+        state = client.run_on_scheduler(femfreq_dashboard_state)
+    except Exception:  # noqa: BLE001 - e.g. a scheduler that refuses pickled code: keep the link
+        state = None
+    return state or "on"
 
 
 def _announce(client, what: str) -> None:
-    link = dashboard_link(client)
+    state = _dashboard_state(client)
     address = client.scheduler.address if client.scheduler is not None else "?"
-    if link:
-        logger.info("%s: scheduler %s, dashboard %s", what, address, link)
+    if state == "on":
+        logger.info("%s: scheduler %s, dashboard %s", what, address, client.dashboard_link)
+    elif state == "off":
+        logger.info("%s: scheduler %s, dashboard off", what, address)
     else:
         logger.info("%s: scheduler %s (no dashboard: install bokeh>=3.1 for one)", what, address)
 
@@ -903,8 +932,11 @@ def run_on_dask(
     client : distributed.Client
     system : System
         The structure; :attr:`System.token` keys the workers' solver caches.
-    tasks : sequence of (index (k,) int64, freqs_hz (k,) float, load (k,) complex)
-        The chunks, in submission order (see :func:`plan_chunks`).
+    tasks : sequence of (index (k,) int64, freqs_hz (k,) float, load (k,) complex), or callable
+        The chunks, in submission order (see :func:`plan_chunks`). A callable
+        ``tasks(system_future)`` is called once the System is on the workers and
+        returns them: planning can then run its own tasks on the scattered System
+        (e.g. :func:`femfreq.solvers.fast.mode_weights`).
     method, solver, options
         Passed to the chunk function (:func:`femfreq.sweep.solve_chunk`).
     retries : int
@@ -940,9 +972,10 @@ def run_on_dask(
     fn = function or _default_chunk_function()
     options = dict(options or {})
     stats = stats if stats is not None else {}
-    tasks = list(tasks)
+    plan = tasks if callable(tasks) else None
+    tasks = [] if plan is not None else list(tasks)
     stats.update(n_tasks=len(tasks), resubmitted=0, rescatters=0)
-    if not tasks:
+    if not tasks and plan is None:
         return
     run_id = uuid.uuid4().hex[:8]
     system_future, stats["scatter_seconds"], stats["scatter_bytes"] = _scatter_system(client, system, timeout)
@@ -969,6 +1002,9 @@ def run_on_dask(
 
     pending = {}
     try:
+        if plan is not None:
+            tasks = list(plan(system_future))
+            stats["n_tasks"] = len(tasks)
         for i in range(len(tasks)):
             pending[submit(i, system_future)] = i
         completed = as_completed(list(pending))

@@ -512,12 +512,14 @@ def _lightly_damped(system, f_max) -> bool:
     return k == 0 or c / k * np.pi * f_max < 1.0
 
 
-def _planning(system, method, calibration, freqs_hz=None):
+def _planning(system, method, calibration, freqs_hz=None, *, client=None, system_future=None):
     """Keyword arguments for :func:`femfreq.cluster.plan_chunks`.
 
     The calibration sets the shortest chunk worth a task. Direct: a first guess of
     the seconds per frequency. Fast with light damping: sub-bands of equal mode count
-    (the cost of a band follows the modes it holds, whose density grows with f).
+    (the cost of a band follows the modes it holds, whose density grows with f); with
+    a dask ``client`` and the scattered System's future, their Sturm counts (real
+    factorizations, seconds on big models) run as one task on a worker, not here.
     """
     from . import calibrate
 
@@ -528,7 +530,11 @@ def _planning(system, method, calibration, freqs_hz=None):
     elif freqs_hz is not None and len(freqs_hz) > 1 and _lightly_damped(system, np.max(freqs_hz)):
         from .solvers.fast import mode_weights
 
-        kw["weights"] = mode_weights(system, freqs_hz)
+        if client is not None and system_future is not None:
+            freqs = np.asarray(freqs_hz, dtype=np.float64)
+            kw["weights"] = client.submit(mode_weights, system_future, freqs, pure=False).result()
+        else:
+            kw["weights"] = mode_weights(system, freqs_hz)
     return kw
 
 
@@ -549,10 +555,12 @@ def _run(system, todo, freqs, P, method, solver, options, *, cluster, hostfile, 
 
     with _cluster.open_client(cluster if cluster is not None else "local", n_workers=n_workers,
                               hostfile=hostfile, security=security) as client:
-        n = max(1, len(client.scheduler_info().get("workers", {})))
-        plan = _cluster.plan_chunks(todo.size, n, method=method,
-                                   **_planning(system, method, calibration, freqs[todo]))
-        tasks = [(todo[p], freqs[todo[p]], P[todo[p]]) for p in plan]
+        def tasks(system_future):  # planned once the System is on the workers
+            n = max(1, len(client.scheduler_info().get("workers", {})))
+            kw = _planning(system, method, calibration, freqs[todo], client=client, system_future=system_future)
+            plan = _cluster.plan_chunks(todo.size, n, method=method, **kw)
+            return [(todo[p], freqs[todo[p]], P[todo[p]]) for p in plan]
+
         try:
             yield from _cluster.run_on_dask(client, system, tasks, method=method, solver=solver, options=options)
         except (OSError, TimeoutError, RuntimeError) as exc:

@@ -187,7 +187,7 @@ def test_cli_tls_cluster_serves_only_clients_with_the_credentials_until_ctrl_c(t
     try:
         address = fields["scheduler"]
         assert address.startswith("tls://127.0.0.1:") and fields["workers"] == "1"
-        assert "dashboard" in fields and str(cert_dir) in fields["connect with"]
+        assert fields["dashboard"] == "off" and str(cert_dir) in fields["connect with"]  # --no-dashboard
         assert oct((cert_dir / "key.pem").stat().st_mode & 0o777) == "0o600"
         # with the credentials: works, also through open_client
         security = make_security(cert_dir)
@@ -218,6 +218,32 @@ def test_cli_tls_cluster_serves_only_clients_with_the_credentials_until_ctrl_c(t
     assert code == 0 and "stopping the cluster" in out
 
 
+def test_dashboard_link_only_when_the_dashboard_is_on(caplog, dask_processes):
+    import urllib.request
+
+    from distributed import Client
+
+    def announced():
+        lines = [r.getMessage() for r in caplog.records if r.name == "femfreq.cluster"]
+        caplog.clear()
+        return " ".join(lines)
+
+    caplog.set_level(logging.INFO, logger="femfreq.cluster")
+    with open_client("local", n_workers=1, dashboard=False) as client:
+        assert cluster.dashboard_link(client) is None  # its HTTP server runs, but serves no dashboard
+    text = announced()
+    assert "dashboard off" in text and "http" not in text
+    with open_client("local", n_workers=1) as client:
+        link = cluster.dashboard_link(client)
+        assert link.startswith("http://127.0.0.1:")
+        with urllib.request.urlopen(link, timeout=30) as page:
+            assert page.status == 200
+    assert f"dashboard {link}" in announced()
+    # someone else's scheduler, started with `dask scheduler --no-dashboard`
+    with Client(dask_processes.scheduler(), timeout=30) as client:
+        assert cluster.dashboard_link(client) is None
+
+
 def test_make_security_files(tmp_path):
     with pytest.raises(FileNotFoundError, match="TLS certificate files missing"):
         make_security(tmp_path / "none")
@@ -241,6 +267,27 @@ def test_cli_rejects_bad_options(tmp_path, capsys):
     bad.write_text("a b\n")
     assert main(["cluster", "--hostfile", str(bad)]) == 2
     assert f"{bad}:1: expected one host per line" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("command", ["cluster", "sweep"])
+@pytest.mark.parametrize(
+    "options, message",
+    [
+        (["--ssh-port", "70000"], "--ssh-port must be a port number in 1..65535 (got 70000)"),
+        (["--ssh-key", "{tmp}/no-key"], "--ssh-key {tmp}/no-key: no such file"),
+        (["--known-hosts", "{tmp}/nope"], "--known-hosts {tmp}/nope: no such file (or 'none' to skip host key checks)"),
+        (["--ssh-user", "a b"], "--ssh-user must be a user name (got 'a b')"),
+    ],
+)
+def test_cli_ssh_options_are_shared_and_checked(command, options, message, tmp_path, capsys):
+    hostfile = tmp_path / "hosts"
+    hostfile.write_text("127.0.0.1\n")
+    model = ["beam", "--no-progress"] if command == "sweep" else []
+    argv = [command, *model, "--hostfile", str(hostfile), *(o.format(tmp=tmp_path) for o in options)]
+    assert main(argv) == 2  # checked before any SSH connection
+    assert capsys.readouterr().err.strip() == f"femfreq: error: {message.format(tmp=tmp_path)}"
+    assert main([command, *model, "--ssh-user", "me", "--serial" if model else "--no-dashboard"]) == 2
+    assert "the SSH options --ssh-user need --hostfile" in capsys.readouterr().err
 
 
 # -- SSH host file against a real sshd -------------------------------------------------
@@ -465,4 +512,25 @@ def test_sweep_over_ssh_through_main_equals_serial(sshd, tmp_path, monkeypatch):
     assert got.complete and got.response.shape == ref.response.shape == (8, ref.response.shape[1])
     np.testing.assert_array_equal(got.freqs_hz, ref.freqs_hz)
     assert np.max(np.abs(got.response - ref.response)) <= 1e-12 * np.max(np.abs(ref.response))
+    assert _wait_no_sessions(sshd) == []
+
+
+def test_sweep_over_ssh_with_ssh_options_through_main(sshd, tmp_path, monkeypatch):
+    import dask
+
+    from femfreq import load_model, read_results, solve
+
+    monkeypatch.setenv("HOME", str(tmp_path))  # no ~/.ssh: every setting from the options
+    (tmp_path / "known_hosts").write_text(f"[127.0.0.1]:{sshd['port']} {sshd['host_key']}\n")
+    hostfile = tmp_path / "hosts"
+    hostfile.write_text("127.0.0.1\n")
+    out = tmp_path / "ssh.h5"
+    with dask.config.set(_QUIET), _Watchdog(sshd, 150):
+        assert main(["sweep", "beam", "--level", "1", "--freqs", "1:50:6", "--no-progress", "-o", str(out),
+                     "--hostfile", str(hostfile), "--ssh-port", str(sshd["port"]), "--ssh-user", sshd["user"],
+                     "--ssh-key", sshd["key"], "--known-hosts", str(tmp_path / "known_hosts")]) == 0
+    got = read_results(out)
+    ref = solve(load_model("beam", level=1), freqs_hz="1:50:6", cluster=None, progress=False)
+    assert got.complete and np.max(np.abs(got.response - ref.response)) <= 1e-12 * np.max(np.abs(ref.response))
+    assert {w.split("://")[0] for w in got.chunks["worker"]} == {"tls"}  # ran on the SSH cluster (TLS)
     assert _wait_no_sessions(sshd) == []

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import sys
+
 
 def add_cluster_args(parser, *, serial: bool = False) -> None:
     """``--scheduler | --hostfile`` (and ``--serial``), ``--workers`` and the TLS client files."""
@@ -24,3 +27,64 @@ def security_from_args(args):
 
     return Security(tls_ca_file=args.tls_ca, tls_client_cert=args.tls_cert, tls_client_key=args.tls_key,
                     require_encryption=True)
+
+
+#: the SSH options of a host-file cluster and their ``args`` attributes
+_SSH_OPTIONS = [("--ssh-port", "ssh_port"), ("--ssh-user", "ssh_user"), ("--ssh-key", "ssh_key"),
+                ("--known-hosts", "known_hosts"), ("--remote-python", "remote_python")]
+
+
+def add_ssh_args(parser) -> None:
+    """``--ssh-port/--ssh-user/--ssh-key/--known-hosts/--remote-python`` for ``--hostfile`` clusters."""
+    ssh = parser.add_argument_group("ssh (with --hostfile; default: ~/.ssh/config and ~/.ssh/known_hosts)")
+    ssh.add_argument("--ssh-port", type=int, default=None, metavar="PORT", help="SSH port (default 22)")
+    ssh.add_argument("--ssh-user", default=None, metavar="USER", help="SSH user name (default: yours)")
+    ssh.add_argument("--ssh-key", action="append", default=None, metavar="FILE",
+                     help="private key file (repeatable; default: your SSH agent and ~/.ssh keys)")
+    ssh.add_argument("--known-hosts", default=None, metavar="FILE",
+                     help="known_hosts file, or 'none' to skip host key checks (default ~/.ssh/known_hosts)")
+    ssh.add_argument("--remote-python", default=None, metavar="PATH",
+                     help=f"Python on the hosts (default {sys.executable})")
+
+
+def ssh_options_from_args(args) -> tuple[dict | None, str | None]:
+    """``(connect_options, remote_python)`` for :func:`femfreq.cluster.open_client` from ``--ssh-*``.
+
+    ``connect_options`` (for ``asyncssh.connect``) is None without ``--hostfile``;
+    otherwise it holds only the options given: asyncssh takes the rest from
+    ``~/.ssh/config``, like ``ssh``.
+
+    Raises
+    ------
+    ValueError
+        An SSH option without ``--hostfile``, a port outside 1..65535, or a key or
+        known_hosts file that does not exist (the message names the option).
+    """
+    given = {name: getattr(args, dest) for name, dest in _SSH_OPTIONS if getattr(args, dest) is not None}
+    if args.hostfile is None:
+        if given:
+            raise ValueError(f"the SSH options {', '.join(given)} need --hostfile")
+        return None, None
+    opts = {}
+    if args.ssh_port is not None:
+        if not 1 <= args.ssh_port <= 65535:
+            raise ValueError(f"--ssh-port must be a port number in 1..65535 (got {args.ssh_port})")
+        opts["port"] = args.ssh_port
+    if args.ssh_user is not None:
+        if not args.ssh_user.strip() or any(c.isspace() or c == "@" for c in args.ssh_user):
+            raise ValueError(f"--ssh-user must be a user name (got {args.ssh_user!r})")
+        opts["username"] = args.ssh_user
+    if args.ssh_key:
+        for key in args.ssh_key:
+            if not os.path.isfile(os.path.expanduser(key)):
+                raise ValueError(f"--ssh-key {key}: no such file")
+        opts["client_keys"] = [os.path.expanduser(key) for key in args.ssh_key]
+    if args.known_hosts is not None:
+        if args.known_hosts.lower() == "none":
+            opts["known_hosts"] = None
+        elif not os.path.isfile(os.path.expanduser(args.known_hosts)):
+            raise ValueError(f"--known-hosts {args.known_hosts}: no such file (or 'none' to skip host key checks)")
+        else:
+            opts["known_hosts"] = os.path.expanduser(args.known_hosts)
+    return opts, args.remote_python
+

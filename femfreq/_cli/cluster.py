@@ -19,6 +19,7 @@ import tempfile
 import time
 
 from .. import cluster as _cluster
+from ._common import add_ssh_args, ssh_options_from_args
 
 
 def add_args(parser):
@@ -42,38 +43,14 @@ def add_args(parser):
                      help="host file without TLS: anyone who can reach the port can run code as you")
     sec.add_argument("--cert-dir", metavar="DIR",
                      help="TLS certificates ca.pem, cert.pem, key.pem in DIR (created if missing)")
-    ssh = parser.add_argument_group("ssh (with --hostfile)")
-    ssh.add_argument("--ssh-port", type=int, default=None, help="SSH port (default 22)")
-    ssh.add_argument("--ssh-user", default=None, help="SSH user name (default: yours)")
-    ssh.add_argument("--ssh-key", action="append", default=None, metavar="FILE",
-                     help="private key file (repeatable; default: your SSH agent and ~/.ssh keys)")
-    ssh.add_argument("--known-hosts", default=None, metavar="FILE",
-                     help="known_hosts file, or 'none' to skip host key checks (default ~/.ssh/known_hosts)")
-    ssh.add_argument("--remote-python", default=None, metavar="PATH",
-                     help=f"Python on the hosts (default {sys.executable})")
-
-
-def _connect_options(args) -> dict:
-    opts = {}
-    if args.ssh_port is not None:
-        opts["port"] = args.ssh_port
-    if args.ssh_user:
-        opts["username"] = args.ssh_user
-    if args.ssh_key:
-        opts["client_keys"] = list(args.ssh_key)
-    if args.known_hosts is not None:
-        opts["known_hosts"] = None if args.known_hosts.lower() == "none" else args.known_hosts
-    return opts
+    add_ssh_args(parser)
 
 
 def run(args) -> int:
     """Start the cluster, print how to reach it, wait for Ctrl-C."""
     if args.tls and args.no_tls:
         raise ValueError("--tls and --no-tls contradict each other")
-    if args.hostfile is None and any(
-        v is not None for v in (args.ssh_port, args.ssh_user, args.ssh_key, args.known_hosts, args.remote_python)
-    ):
-        raise ValueError("the --ssh-* options, --known-hosts and --remote-python need --hostfile")
+    connect_options, remote_python = ssh_options_from_args(args)
     use_tls = args.tls or args.cert_dir is not None or (args.hostfile is not None and not args.no_tls)
     if args.hostfile is None and not use_tls and args.host not in ("127.0.0.1", "localhost", "::1"):
         print(f"femfreq: warning: listening on {args.host} without TLS: anyone who can reach "
@@ -95,15 +72,17 @@ def run(args) -> int:
             dashboard=not args.no_dashboard,
             scheduler_port=args.scheduler_port,
             host=args.host,
-            connect_options=_connect_options(args) if args.hostfile else None,
-            remote_python=args.remote_python,
+            connect_options=connect_options,
+            remote_python=remote_python,
             timeout=args.timeout,
         ) as client:
             address = client.scheduler.address
             link = _cluster.dashboard_link(client)
             n = len(client.scheduler_info().get("workers", {}))
             print(f"scheduler: {address}")
-            print(f"dashboard: {link or 'not available (install bokeh>=3.1 for it)'}")
+            if link is None:
+                link = "off" if args.no_dashboard else "not available (install bokeh>=3.1 for it)"
+            print(f"dashboard: {link}")
             print(f"workers: {n}")
             hint = f"femfreq sweep MODEL --scheduler {address}"
             if use_tls:

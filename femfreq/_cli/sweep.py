@@ -5,16 +5,18 @@ Examples:
   femfreq sweep satellite --level 5 --method fast -o sat5.h5 --plot plots/
   femfreq sweep models/beam.toml --freqs 0:500:201 --serial
   femfreq sweep satellite --scheduler tcp://10.0.0.5:8786 --resume -o sat.h5
+  femfreq sweep satellite --hostfile hosts --ssh-user me --ssh-key ~/.ssh/id_cluster
   femfreq sweep --matrices input.mat -o result.mat   # matrices built in MATLAB
 """
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import time
 from pathlib import Path
 
-from ._common import add_cluster_args, security_from_args
+from ._common import add_cluster_args, add_ssh_args, security_from_args, ssh_options_from_args
 
 
 def add_args(parser):
@@ -31,6 +33,7 @@ def add_args(parser):
     parser.add_argument("--tol", type=float, default=1e-6, help="relative residual that certifies a frequency (default 1e-6)")
     parser.add_argument("-g", "--structural-damping", type=float, dest="g", help="structural damping g, K(1 + i g)")
     add_cluster_args(parser, serial=True)
+    add_ssh_args(parser)
     parser.add_argument("--calibration", metavar="FILE.json",
                         help="cluster calibration from 'femfreq calibrate -o' (sets chunk sizes)")
     parser.add_argument("-o", "--output", help="result file (.h5; .mat with --matrices); default <model>.h5")
@@ -46,9 +49,10 @@ def run(args) -> int:
 
     if (args.model is None) == (args.matrices is None):
         raise ValueError("give a model (name or .toml file) or --matrices FILE.mat, not both and not neither")
-    cluster = None if args.serial else (args.scheduler or "local")
-    common = dict(method=args.method, solver=args.solver, tol=args.tol, cluster=cluster, hostfile=args.hostfile,
-                  n_workers=args.workers, security=security_from_args(args), resume=args.resume,
+    ssh_options = ssh_options_from_args(args)  # checked before any work
+    security = security_from_args(args)
+    common = dict(method=args.method, solver=args.solver, tol=args.tol, security=security,
+                  n_workers=args.workers if args.hostfile is None else None, resume=args.resume,
                   overwrite=args.overwrite, skip_singular=args.skip_singular, progress=not args.no_progress,
                   calibration=args.calibration)
     t0 = time.perf_counter()
@@ -58,8 +62,9 @@ def run(args) -> int:
         out = Path(args.output or Path(args.matrices).with_suffix("").name + "_result.mat")
         h5 = out.with_suffix(".h5")
         inp = matlab.read_mat_input(args.matrices)
-        result = femfreq.solve(inp["system"], freqs_hz=inp["freqs_hz"], load=inp["load"], out=h5,
-                               g=args.g, **common)
+        with _cluster(args, security, ssh_options) as cluster:
+            result = femfreq.solve(inp["system"], freqs_hz=inp["freqs_hz"], load=inp["load"], out=h5,
+                                   g=args.g, cluster=cluster, **common)
         matlab.write_mat_result(out, result)
         print(f"wrote {out} (and {h5})")
         return 0
@@ -67,7 +72,8 @@ def run(args) -> int:
     out = Path(args.output or f"{model.name}.h5")
     freqs = args.freqs  # femfreq.spectra.frequency_grid parses and checks it
     print(f"{model.name}: {model.n_free} free DOF, {len(model.edges)} rods", file=sys.stderr)
-    result = femfreq.solve(model, freqs_hz=freqs, n_fft=args.n_fft, g=args.g, out=out, **common)
+    with _cluster(args, security, ssh_options) as cluster:
+        result = femfreq.solve(model, freqs_hz=freqs, n_fft=args.n_fft, g=args.g, out=out, cluster=cluster, **common)
     elapsed = time.perf_counter() - t0
     n = len(result.freqs_hz)
     worst = float(max(result.rel_residual)) if n else 0.0
@@ -79,3 +85,18 @@ def run(args) -> int:
         for path in plots.plot_all(result, args.plot, model=model):
             print(f"wrote {path}")
     return 0
+
+
+@contextlib.contextmanager
+def _cluster(args, security, ssh_options):
+    """What ``femfreq.solve`` gets as ``cluster``: None (serial), an address, or a client on the host-file cluster."""
+    if args.hostfile is None:
+        yield None if args.serial else (args.scheduler or "local")
+        return
+    from femfreq.cluster import open_client
+
+    # opened here, not by solve(): it takes no SSH options
+    connect_options, remote_python = ssh_options
+    with open_client(hostfile=args.hostfile, security=security, connect_options=connect_options,
+                     remote_python=remote_python) as client:
+        yield client

@@ -1,0 +1,77 @@
+"""Planning a sweep on dask: chunks planned once the System is on the workers.
+
+The fast sweep's mode weights (Sturm counts: real factorizations, seconds on big
+models) run as one task on a worker holding the scattered System, not on the client.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from distributed import get_task_stream
+
+import femfreq
+from femfreq.cluster import open_client, plan_chunks, run_on_dask
+from femfreq.solvers.fast import _mkl_rt, mode_weights
+from femfreq.sweep import _planning, solve_chunk
+from femfreq.system import System
+
+
+@pytest.fixture(scope="module")
+def client():
+    with open_client("local", n_workers=1, dashboard=False, timeout=60) as c:
+        yield c
+
+
+@pytest.fixture(scope="module")
+def light():
+    """Satellite level 1 (~1.3k DOF) with structural damping only: lightly damped."""
+    K, _, M, b = femfreq.load_model("satellite", level=1).matrices()
+    return System(K=K, C=None, M=M, b=b, g=0.02, output_dofs=[0, 1])
+
+
+def _mode_weight_tasks(stream):
+    return [t for t in stream.data if str(t["key"]).startswith("mode_weights")]
+
+
+@pytest.mark.skipif(_mkl_rt() is None, reason="Sturm counts need the MKL runtime")
+def test_mode_weights_on_a_worker_equal_the_local_ones(client, light):
+    freqs = np.linspace(0.0, 1000.0, 513)
+    local = _planning(light, "fast", None, freqs)["weights"]
+    future = client.scatter(light, broadcast=True, hash=False)
+    try:
+        with get_task_stream(client) as stream:
+            remote = _planning(light, "fast", None, freqs, client=client, system_future=future)["weights"]
+    finally:
+        future.release()
+    assert len(_mode_weight_tasks(stream)) == 1  # one task, on the worker
+    np.testing.assert_array_equal(remote, local)
+    # the counts did run there (not the default exponent of a worker without MKL)
+    assert not np.allclose(remote, mode_weights(light, freqs, counts=False))
+
+
+def test_run_on_dask_plans_with_the_scattered_system(client, light):
+    freqs = np.linspace(1.0, 200.0, 12)
+    load = np.ones(freqs.size, dtype=complex)
+    seen, stats = [], {}
+
+    def plan(system_future):
+        seen.append(system_future.key)
+        assert client.who_has([system_future])[system_future.key]  # already on a worker
+        return [(p, freqs[p], load[p]) for p in plan_chunks(freqs.size, 1, chunks_per_worker=3)]
+
+    results = list(run_on_dask(client, light, plan, solver="superlu", stats=stats))
+    assert seen == [stats["system_key"]] and stats["n_tasks"] == len(results) == 3
+    got = np.empty((freqs.size, 2), dtype=complex)
+    for r in results:
+        got[r.index] = r.response
+    ref = solve_chunk(light, np.arange(freqs.size), freqs, load, solver="superlu").response
+    assert np.max(np.abs(got - ref)) <= 1e-12 * np.max(np.abs(ref))
+
+
+def test_fast_sweep_on_dask_counts_modes_on_a_worker(client, light):
+    with get_task_stream(client) as stream:
+        r = femfreq.solve(light, freqs_hz="1:400:64", method="fast", cluster=client, progress=False)
+    assert len(_mode_weight_tasks(stream)) == 1
+    ref = femfreq.solve(light, freqs_hz="1:400:64", method="direct", cluster=None, progress=False)
+    assert r.complete and np.max(np.abs(r.response - ref.response)) <= 1e-5 * np.max(np.abs(ref.response))
