@@ -166,7 +166,7 @@ def test_pardiso_unsymmetric_uses_type_13():
 @needs_pardiso
 @pytest.mark.parametrize("opts", [dict(threads=2), dict(ordering="amd"), dict(matching=True, analysis_omega=30.0),
                                   dict(refinement=2), dict(threads=0, ordering="parallel-metis"),
-                                  dict(iparm={23: 1})])
+                                  dict(iparm={23: 1}), dict(ordering="pymetis"), dict(ordering="metis")])
 def test_pardiso_options_give_the_same_answer(opts):
     s = grid_truss(6, 6, g=0.02)
     with PardisoSolver(s, **opts) as solver:
@@ -361,11 +361,36 @@ def test_pardiso_sparse_rhs_partial_solve_is_exact_and_falls_back_for_dense_rhs(
         assert rel_err(solver.solve(300.0, s.b), dense_solve(s, 300.0, s.b)) < 1e-10
 
 
+@needs_pardiso
+def test_pardiso_auto_ordering_and_nested_dissection(monkeypatch):
+    from femfreq.solvers import pardiso
+
+    s = grid_truss(8, 6, g=0.02)
+    perm = pardiso.nested_dissection(*s.pattern, s.n)
+    assert np.array_equal(np.sort(perm), np.arange(s.n))  # a permutation
+    spread = System(K=s.K, C=s.C, M=s.M, b=np.linspace(1, 2, s.n), g=s.g)  # a distributed load
+    with PardisoSolver(s) as point, PardisoSolver(spread) as dense:
+        # a point load keeps PARDISO's METIS and the sparse right-hand side solve ...
+        assert point.ordering == "metis" and point.options["sparse_rhs"] == (s.n - 1,)
+        # ... any other load gets the pymetis ordering as a user permutation
+        assert dense.ordering == "pymetis" and dense._iparm[4] == 1 and dense.options["sparse_rhs"] is None
+        assert np.array_equal(dense._perm, perm)
+        for omega in (0.0, 300.0):
+            assert rel_err(dense.solve(omega, spread.b), dense_solve(spread, omega, spread.b)) < 1e-10
+    with pytest.raises(ValueError, match=r"iparm\[4\] conflicts with ordering='pymetis'"):
+        PardisoSolver(s, ordering="pymetis", iparm={4: 1})
+    monkeypatch.setattr(pardiso, "_have_pymetis", lambda: False)
+    with PardisoSolver(spread) as solver:
+        assert solver.ordering == "metis"  # falls back without pymetis
+    with pytest.raises(SolverUnavailableError, match="ordering 'pymetis' needs the pymetis package"):
+        PardisoSolver(spread, ordering="pymetis")
+
+
 def test_pardiso_rejects_bad_options():
     s = grid_truss(3, 3)
     with pytest.raises(ValueError, match="threads must be an integer >= 0 .got -1"):
         PardisoSolver(s, threads=-1)
-    with pytest.raises(ValueError, match=r"unknown ordering 'rcm'; pick one of \['amd', 'metis', 'parallel-metis'\]"):
+    with pytest.raises(ValueError, match=r"unknown ordering 'rcm'; pick one of \['auto', 'amd', 'metis', 'parallel-metis', 'pymetis'\]"):
         PardisoSolver(s, ordering="rcm")
     with pytest.raises(ValueError, match=r"iparm keys must be 0-based indices 0..63 \(got 64\)"):
         PardisoSolver(s, iparm={64: 1})

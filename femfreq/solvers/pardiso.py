@@ -68,7 +68,42 @@ class PardisoError(RuntimeError):
         self.code = int(code)
 
 
-_ORDERINGS = {"amd": 0, "metis": 2, "parallel-metis": 3}
+_ORDERINGS = {"amd": 0, "metis": 2, "parallel-metis": 3, "pymetis": 2}
+
+
+def _have_pymetis() -> bool:
+    try:
+        import pymetis  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def nested_dissection(indptr, indices, n):
+    """METIS nested-dissection ordering (pymetis) of the symmetrised graph of a sparse pattern.
+
+    Parameters
+    ----------
+    indptr, indices : arrays
+        CSC (or CSR) pattern of an (n, n) matrix.
+    n : int
+
+    Returns
+    -------
+    perm : (n,) int64 array
+        ``perm[k]`` is the row eliminated k-th (PARDISO's ``perm`` with ``iparm[4] = 1``).
+    """
+    import pymetis
+    import scipy.sparse as sp
+
+    P = sp.csr_matrix((np.ones(len(indices), dtype=np.int8), indices, indptr), shape=(n, n))
+    G = (P + P.T).tocoo()
+    off = G.row != G.col
+    G = sp.csr_matrix((np.ones(int(off.sum()), dtype=np.int8), (G.row[off], G.col[off])), shape=(n, n))
+    if G.nnz == 0:
+        return np.arange(n, dtype=np.int64)
+    perm, _ = pymetis.nested_dissection(adjacency=pymetis.CSRAdjacency(G.indptr, G.indices))
+    return np.asarray(perm, dtype=np.int64)
 
 _MKL_DOMAIN_PARDISO = 4
 
@@ -228,8 +263,17 @@ class PardisoSolver(DirectSolver):
         MKL threads for this solver's PARDISO calls (default 1: one per dask
         worker process; two 1-thread processes beat one 2-thread process).
         0 uses MKL's global setting. Set thread-locally around each call.
-    ordering : {"metis", "parallel-metis", "amd"}, optional
-        Fill-reducing ordering of the analysis (iparm[1] = 2, 3, 0; default "metis").
+    ordering : {"auto", "pymetis", "metis", "parallel-metis", "amd"}, optional
+        Fill-reducing ordering of the analysis. "pymetis": METIS 5 nested
+        dissection computed by :func:`nested_dissection` (the ``pymetis``
+        package) and handed to PARDISO as a user permutation (``iparm[4] = 1``);
+        on the level-7 satellite its factor has 11 % fewer flops than
+        PARDISO's own METIS and factorizes ~10 % faster (2.11 -> 1.89 s, two
+        processes side by side), but it excludes the sparse right-hand side
+        solve (both use PARDISO's ``perm`` array). "metis", "parallel-metis",
+        "amd": PARDISO's own (``iparm[1]`` = 2, 3, 0). "auto" (default): "metis"
+        with the sparse right-hand side solve for a point load (``sparse_rhs``),
+        else "pymetis" if pymetis is installed, else "metis".
     matching : bool, optional
         Symmetric weighted matching and scaling (iparm[10] = iparm[12] = 1).
         Off by default: PARDISO computes them from the *values* given at the
@@ -291,7 +335,7 @@ class PardisoSolver(DirectSolver):
         system,
         *,
         threads: int = 1,
-        ordering: str = "metis",
+        ordering: str = "auto",
         matching: bool = False,
         analysis_omega: float = 0.0,
         refinement: int = 0,
@@ -308,8 +352,16 @@ class PardisoSolver(DirectSolver):
         self._mkl = _load_mkl()
         if isinstance(threads, bool) or not isinstance(threads, (int, np.integer)) or threads < 0:
             raise ValueError(f"threads must be an integer >= 0 (got {threads!r})")
-        if ordering not in _ORDERINGS:
-            raise ValueError(f"unknown ordering {ordering!r}; pick one of {list(_ORDERINGS)}")
+        if ordering == "auto":
+            # a point load: PARDISO's METIS and the sparse-rhs solve; else the better
+            # pymetis ordering (the two share PARDISO's perm array; on a point load at
+            # level 7 they tie: 2.44-2.48 s per frequency, two processes side by side)
+            point_load = self._sparse_rhs_rows(system, sparse_rhs, dict(iparm or {})) is not None
+            ordering = "pymetis" if _have_pymetis() and not point_load else "metis"
+        elif ordering not in _ORDERINGS:
+            raise ValueError(f"unknown ordering {ordering!r}; pick one of {['auto', *_ORDERINGS]}")
+        elif ordering == "pymetis" and not _have_pymetis():
+            raise SolverUnavailableError("ordering 'pymetis' needs the pymetis package (pip install pymetis)")
         refinement = int(refinement)
         if refinement < 0:
             raise ValueError(f"refinement must be >= 0 (got {refinement})")
@@ -327,9 +379,14 @@ class PardisoSolver(DirectSolver):
                 raise ValueError(f"iparm keys must be 0-based indices 0..63 (got {key!r})")
             if key in (34, 35, 36, 27, 59, 5):
                 raise ValueError(f"iparm[{key}] is fixed by the binding (indexing, storage, precision, in-core)")
+            if key == 4 and ordering == "pymetis":
+                raise ValueError("iparm[4] conflicts with ordering='pymetis' (a user permutation); "
+                                 "pick another ordering")
             overrides[int(key)] = int(value)
         self.iparm_overrides = overrides
-        self._sparse_rows = self._sparse_rhs_rows(system, sparse_rhs, overrides)
+        # the partial solve marks its rows in PARDISO's perm array, which a user
+        # permutation (pymetis) occupies: the two exclude each other
+        self._sparse_rows = self._sparse_rhs_rows(system, None if ordering == "pymetis" else sparse_rhs, overrides)
         self.ordering = ordering
         self.matching = bool(matching)
         self.analysis_omega = self._check_omega(analysis_omega)
@@ -442,10 +499,14 @@ class PardisoSolver(DirectSolver):
         iparm[59] = 0  # in-core
         for key, value in self.iparm_overrides.items():
             iparm[key] = value
-        # perm: the partial solve's marks (1 = a right-hand side may be non-zero there);
-        # PARDISO overwrites it with its permutation at the analysis and reads it later
+        # perm: the pymetis ordering (a user permutation), or else the partial solve's
+        # marks (1 = a right-hand side may be non-zero there), which PARDISO overwrites
+        # with its own permutation at the analysis and reads later
         self._perm = np.zeros(n, dtype=itype)
-        if self._sparse_rows is not None:
+        if self.ordering == "pymetis":
+            self._perm[:] = nested_dissection(*self.system.pattern, n)
+            iparm[4] = 1  # user permutation in perm
+        elif self._sparse_rows is not None:
             self._perm[self._sparse_rows] = 1
             self._rhs_mask = np.ones(n, dtype=bool)
             self._rhs_mask[self._sparse_rows] = False  # True where a sparse rhs must be 0
