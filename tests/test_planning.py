@@ -75,3 +75,17 @@ def test_fast_sweep_on_dask_counts_modes_on_a_worker(client, light):
     assert len(_mode_weight_tasks(stream)) == 1
     ref = femfreq.solve(light, freqs_hz="1:400:64", method="direct", cluster=None, progress=False)
     assert r.complete and np.max(np.abs(r.response - ref.response)) <= 1e-5 * np.max(np.abs(ref.response))
+
+
+def test_heavily_damped_fast_sweep_gets_one_sub_band_per_worker(light):
+    """C = 0.004 K overdamps every mode above ~80 Hz: one basis covers the band, so more
+    sub-bands would only repeat the fixed costs (factorization, first vectors)."""
+    heavy = System(K=light.K, C=0.004 * light.K, M=light.M, b=light.b, output_dofs=[0, 1])
+    freqs = np.linspace(0.0, 1000.0, 2049)
+    kw = _planning(heavy, "fast", None, freqs)
+    assert kw["chunks_per_worker"] == 1 and "weights" not in kw
+    chunks = plan_chunks(freqs.size, 2, method="fast", **kw)
+    assert len(chunks) == 2 and sorted(np.concatenate(chunks).tolist()) == list(range(freqs.size))
+    # light damping keeps many equal-mode sub-bands; direct keeps its default
+    assert "chunks_per_worker" not in _planning(light, "fast", None, freqs)
+    assert "chunks_per_worker" not in _planning(heavy, "direct", None, freqs)
