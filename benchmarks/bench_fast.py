@@ -31,6 +31,7 @@ from pathlib import Path
 
 import numpy as np
 import scipy.sparse as sp
+from benchmarks._common import model_key
 
 _ONE_THREAD = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1",
                "NUMBA_NUM_THREADS": "1"}
@@ -45,7 +46,7 @@ def _cache_dir() -> Path:
 
 def _prepare(level: int) -> tuple[Path, str]:
     """Write (once) the satellite's K, C, M, b and output DOF to an .npz; return path, description."""
-    path = _cache_dir() / f"fast-satellite-level{level}.npz"
+    path = _cache_dir() / f"fast-satellite-level{level}-{model_key()}.npz"
     if path.exists():
         return path, str(np.load(path)["description"])
     from femfreq.model import load_model

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 import scipy.sparse as sp
-from benchmarks._common import markdown
+from benchmarks._common import markdown, model_key
 
 # figures from issue 6 (611,880 DOF, this kind of machine, 1 thread)
 ISSUE = {"superlu_s": 26.0, "pardiso_s": 2.1, "pardiso_side_by_side_s": 1.94,
@@ -71,7 +71,7 @@ def _grid_matrices(nx, ny, *, E=1e7, rho=0.1, beta=0.004):
 
 def _prepare(level: int) -> tuple[Path, str]:
     """Write (once) the system's matrices to an .npz; return its path and a description."""
-    path = _cache_dir() / f"satellite-level{level}.npz"
+    path = _cache_dir() / f"satellite-level{level}-{model_key()}.npz"
     if path.exists():
         return path, str(np.load(path)["description"])
     try:
