@@ -394,3 +394,13 @@ def test_analysis_is_kept_for_the_next_call_on_the_same_system_and_freed():
     assert fast._CACHE["system"]() is other
     fast.free_factor_cache()
     assert fast._CACHE["factors"] is None
+    # Sturm counts (planning on a worker) leave their analysis for the sub-bands that follow
+    counts = count_modes(system, [50.0, 300.0])
+    kept = fast._CACHE["factors"]
+    assert kept is not None and kept._pd is not None and fast._CACHE["system"]() is system
+    analysis = kept._pd
+    r = solve_band(system, freqs, np.ones(30))
+    assert fast._CACHE["factors"] is kept and kept._pd is analysis  # no new analysis
+    np.testing.assert_allclose(r.response, first.response, rtol=1e-9, atol=1e-14)
+    np.testing.assert_array_equal(count_modes(system, [50.0, 300.0]), counts)
+    fast.free_factor_cache()

@@ -363,12 +363,14 @@ def count_modes(system, freqs_hz, *, factor="auto"):
     if lib is None:
         raise ValueError("count_modes needs the MKL runtime (libmkl_rt) for the inertia of K - s M")
     out = np.empty(f.size, dtype=np.int64)
-    factors = _ShiftedFactors(system, "pardiso")
+    # the process's cached analysis (what solve_band uses, "auto" = PARDISO here): the
+    # sub-bands solved next in this process (a dask worker) skip their analysis
+    factors, release = _cached_factors(system, "auto")
     try:
         for i, fi in enumerate(f):
             out[i] = factors.factor((2 * np.pi * fi) ** 2).n_negative
     finally:
-        factors.close()
+        release()
     return out
 
 
