@@ -363,10 +363,11 @@ def test_mode_weights_and_weighted_plan():
     chunks = plan_chunks(1001, 2, method="fast", weights=w)
     assert np.array_equal(np.sort(np.concatenate(chunks)), np.arange(1001))
     assert all(np.all(np.diff(c) == 1) for c in chunks)
-    assert chunks[0][-1] == 1000  # top band first
+    assert chunks[0][-1] == 1000 and chunks[1][0] == 0  # both ends first: top band, then bottom band
+    assert chunks[2][-1] + 1 == chunks[0][0] and chunks[3][0] == chunks[1][-1] + 1  # then inwards
     cost = np.array([w[c].sum() for c in chunks])
     assert cost.max() <= 1.5 * cost.min()  # equal weight, not equal width
-    assert chunks[0].size < chunks[-1].size
+    assert chunks[0].size < chunks[1].size
     with pytest.raises(ValueError, match="weights must be 1001 non-negative finite numbers"):
         plan_chunks(1001, 2, method="fast", weights=-w)
     with pytest.raises(ValueError, match="n_chunks must be an integer >= 1 \\(got 0\\)"):
