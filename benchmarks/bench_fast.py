@@ -31,10 +31,8 @@ from pathlib import Path
 
 import numpy as np
 import scipy.sparse as sp
-from benchmarks._common import model_key
+from benchmarks._common import model_key, one_thread_env
 
-_ONE_THREAD = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1",
-               "NUMBA_NUM_THREADS": "1"}
 TARGETS_S = {"beta": 120.0, "g": 240.0}
 
 
@@ -98,9 +96,7 @@ def _fast_sweep(path, case, freqs, n_chunks, n_workers, tol, split="modes"):
     ``split="modes"``: sub-bands of equal mode count (``band_chunks``, Sturm counts
     included in the wall time), highest band first; ``"width"``: equal widths in order.
     """
-    old = {k: os.environ.get(k) for k in _ONE_THREAD}
-    os.environ.update(_ONE_THREAD)
-    try:
+    with one_thread_env():
         t0 = time.perf_counter()
         if split == "modes":
             from femfreq.solvers.fast import band_chunks
@@ -112,12 +108,6 @@ def _fast_sweep(path, case, freqs, n_chunks, n_workers, tol, split="modes"):
         with ProcessPoolExecutor(n_workers, mp_context=mp.get_context("spawn")) as pool:
             outs = list(pool.map(_chunk, [(path, case, c, tol) for c in chunks]))
         wall = time.perf_counter() - t0
-    finally:
-        for k, v in old.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
     pos = np.argsort(np.concatenate(parts), kind="stable")
     merged = {
         "response": np.concatenate([o["response"] for o in outs])[pos],
@@ -197,10 +187,8 @@ def whole_job(level: int, case: str, *, n_freqs: int = 2049) -> dict:
     from femfreq.model import Damping, load_model
     from femfreq.results import read_results
 
-    old = {k: os.environ.get(k) for k in _ONE_THREAD}
-    os.environ.update(_ONE_THREAD)
     out = Path(tempfile.mkdtemp()) / f"satellite{level}-{case}.h5"
-    try:
+    with one_thread_env():
         t0 = time.perf_counter()
         model = load_model("satellite", level=level)
         if case == "g":
@@ -209,12 +197,6 @@ def whole_job(level: int, case: str, *, n_freqs: int = 2049) -> dict:
         femfreq.solve(model, method="fast", freqs_hz=np.linspace(0.0, 1000.0, n_freqs), out=out,
                       n_workers=2, progress=False)
         wall = time.perf_counter() - t0
-    finally:
-        for k, v in old.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
     r = read_results(out)
     row = {
         "model": f"satellite level {level}, {model.n_free:,} DOF",

@@ -25,14 +25,12 @@ from pathlib import Path
 
 import numpy as np
 import scipy.sparse as sp
-from benchmarks._common import markdown, model_key
+from benchmarks._common import ONE_THREAD, markdown, model_key, one_thread_env
 
 # figures from issue 6 (611,880 DOF, this kind of machine, 1 thread)
 ISSUE = {"superlu_s": 26.0, "pardiso_s": 2.1, "pardiso_side_by_side_s": 1.94,
          "superlu_gb": 5.8, "pardiso_gb": 1.4, "pardiso_analysis_s": 2.0}
 
-_ONE_THREAD = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1",
-               "NUMBA_NUM_THREADS": "1"}
 
 
 def _cache_dir() -> Path:
@@ -163,7 +161,7 @@ def _worker(spec: dict) -> dict:
 
 
 def _spawn(spec):
-    env = dict(os.environ, **_ONE_THREAD)
+    env = dict(os.environ, **ONE_THREAD)
     cmd = [sys.executable, "-m", "benchmarks.bench_solvers", "--worker", json.dumps(spec)]
     return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
                             cwd=Path(__file__).resolve().parent.parent)
@@ -272,19 +270,11 @@ def _dask_sweep(path, n_freqs):
 
     system = _load_system(path)
     freqs = np.linspace(0.0, 1000.0, n_freqs + 1)[1:]  # 0 Hz (K alone) is not typical
-    old = {k: os.environ.get(k) for k in _ONE_THREAD}
-    os.environ.update(_ONE_THREAD)
-    try:
+    with one_thread_env():
         t0 = time.perf_counter()
         result = femfreq.solve(system, freqs_hz=freqs, solver="pardiso", cluster="local", n_workers=2,
                                progress=False)
         wall = time.perf_counter() - t0
-    finally:
-        for k, v in old.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
     per = wall / n_freqs
     row = {
         "backend": "pardiso", "layout": "dask sweep, 2 workers", "n_dof": system.n, "nnz": system.nnz,
