@@ -379,6 +379,9 @@ def test_pardiso_auto_ordering_and_nested_dissection(monkeypatch):
             assert rel_err(dense.solve(omega, spread.b), dense_solve(spread, omega, spread.b)) < 1e-10
     with pytest.raises(ValueError, match=r"iparm\[4\] conflicts with ordering='pymetis'"):
         PardisoSolver(s, ordering="pymetis", iparm={4: 1})
+    with PardisoSolver(spread, iparm={4: 0}) as solver:  # "auto" leaves a user's iparm[4] to PARDISO
+        assert solver.ordering == "metis"
+        assert rel_err(solver.solve(300.0, spread.b), dense_solve(spread, 300.0, spread.b)) < 1e-10
     monkeypatch.setattr(pardiso, "_have_pymetis", lambda: False)
     with PardisoSolver(spread) as solver:
         assert solver.ordering == "metis"  # falls back without pymetis

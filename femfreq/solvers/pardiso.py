@@ -352,15 +352,9 @@ class PardisoSolver(DirectSolver):
         self._mkl = _load_mkl()
         if isinstance(threads, bool) or not isinstance(threads, (int, np.integer)) or threads < 0:
             raise ValueError(f"threads must be an integer >= 0 (got {threads!r})")
-        if ordering == "auto":
-            # a point load: PARDISO's METIS and the sparse-rhs solve; else the better
-            # pymetis ordering (the two share PARDISO's perm array; on a point load at
-            # level 7 they tie: 2.44-2.48 s per frequency, two processes side by side)
-            point_load = self._sparse_rhs_rows(system, sparse_rhs, dict(iparm or {})) is not None
-            ordering = "pymetis" if _have_pymetis() and not point_load else "metis"
-        elif ordering not in _ORDERINGS:
+        if ordering != "auto" and ordering not in _ORDERINGS:
             raise ValueError(f"unknown ordering {ordering!r}; pick one of {['auto', *_ORDERINGS]}")
-        elif ordering == "pymetis" and not _have_pymetis():
+        if ordering == "pymetis" and not _have_pymetis():
             raise SolverUnavailableError("ordering 'pymetis' needs the pymetis package (pip install pymetis)")
         refinement = int(refinement)
         if refinement < 0:
@@ -386,7 +380,13 @@ class PardisoSolver(DirectSolver):
         self.iparm_overrides = overrides
         # the partial solve marks its rows in PARDISO's perm array, which a user
         # permutation (pymetis) occupies: the two exclude each other
-        self._sparse_rows = self._sparse_rhs_rows(system, None if ordering == "pymetis" else sparse_rhs, overrides)
+        rows = self._sparse_rhs_rows(system, sparse_rhs, overrides)
+        if ordering == "auto":
+            # a point load: PARDISO's METIS and the sparse-rhs solve; else the better
+            # pymetis ordering (on a point load at level 7 they tie: 2.44-2.48 s per
+            # frequency, two processes side by side); a user iparm[4] keeps PARDISO's
+            ordering = "pymetis" if _have_pymetis() and rows is None and 4 not in overrides else "metis"
+        self._sparse_rows = None if ordering == "pymetis" else rows
         self.ordering = ordering
         self.matching = bool(matching)
         self.analysis_omega = self._check_omega(analysis_omega)
@@ -554,7 +554,7 @@ class PardisoSolver(DirectSolver):
         try:
             mkl.pardiso(
                 p(self._pt), s(0), s(1), s(2), s(3), s(4),
-                p(self._a), p(self._ia), p(self._ja), p(self._perm) if hasattr(self, "_perm") else None, s(5),
+                p(self._a), p(self._ia), p(self._ja), p(self._perm), s(5),
                 p(self._iparm), s(6), p(B), p(X), s(7),
             )
         finally:
