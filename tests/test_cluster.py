@@ -18,6 +18,7 @@ from femfreq import cluster
 from femfreq._cli.main import main
 from femfreq.cluster import make_security, open_client, plan_chunks, read_hostfile, run_on_dask
 from femfreq.sweep import solve_chunk
+from test_dask_sweep import assemble
 
 
 from operator import add  # importable on every worker, unlike a function of this module
@@ -325,9 +326,7 @@ def test_hostfile_cluster_over_ssh_with_tls(sshd, tmp_path, caplog):
         while sum("flood 1023 " in r.getMessage() for r in caplog.records) < 3 and time.monotonic() < deadline:
             time.sleep(0.2)
         assert sum("flood 1023 " in r.getMessage() for r in caplog.records) == 3  # to the DEBUG log
-    got = np.empty((freqs.size, 2), dtype=complex)
-    for r in results:
-        got[r.index] = r.response
+    got = assemble(results, freqs.size, 2)
     serial = solve_chunk(system, np.arange(freqs.size), freqs, load, solver="superlu").response
     assert np.max(np.abs(got - serial)) <= 1e-12 * np.max(np.abs(serial))
 

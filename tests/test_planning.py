@@ -15,6 +15,7 @@ from femfreq.cluster import open_client, plan_chunks, run_on_dask
 from femfreq.solvers.fast import _mkl_rt, mode_weights
 from femfreq.sweep import _planning, solve_chunk
 from femfreq.system import System
+from test_dask_sweep import assemble
 
 
 @pytest.fixture(scope="module")
@@ -62,9 +63,7 @@ def test_run_on_dask_plans_with_the_scattered_system(client, light):
 
     results = list(run_on_dask(client, light, plan, solver="superlu", stats=stats))
     assert seen == [stats["system_key"]] and stats["n_tasks"] == len(results) == 3
-    got = np.empty((freqs.size, 2), dtype=complex)
-    for r in results:
-        got[r.index] = r.response
+    got = assemble(results, freqs.size, 2)
     ref = solve_chunk(light, np.arange(freqs.size), freqs, load, solver="superlu").response
     assert np.max(np.abs(got - ref)) <= 1e-12 * np.max(np.abs(ref))
 
