@@ -16,7 +16,7 @@ import time
 
 import numpy as np
 
-from femfreq import rods
+from femfreq.model import rods
 from femfreq.model import Damping, Model, load_model, models_dir
 from benchmarks._common import markdown
 
@@ -106,7 +106,7 @@ def run(quick: bool = True) -> dict:
             }
         )
     notes = (
-        "Wall-clock and CPU (process) medians. K and M: femfreq.rods.stiffness/mass (2 x 2 node blocks, "
+        "Wall-clock and CPU (process) medians. K and M: femfreq.model.rods.stiffness/mass (2 x 2 node blocks, "
         "numpy, BSR -> CSR). matrices(): K and lumped M "
         "assembled, fixed DOF eliminated, C = beta K. system(): matrices() plus System construction "
         "(union pattern of K, C, M). Median of 3-5 repeats; one process, numpy threads as configured. "

@@ -1,7 +1,7 @@
 """The sweep on dask: serial vs a 2-worker LocalCluster, dask overhead per task, scatter cost.
 
 Same model, solver and frequencies in one run: the serial sweep (this process, one
-thread) and the same sweep through :func:`femfreq.cluster.run_on_dask` on an
+thread) and the same sweep through :func:`femfreq.execute.run_on_dask` on an
 embedded ``LocalCluster`` of 2 one-thread worker processes (cluster start-up
 excluded; scatter and each worker's solver analysis included). Parallel efficiency
 is ``T_serial / (2 T_dask)``. The dask overhead per task is measured with empty
@@ -65,7 +65,7 @@ def _empty_tasks(client, n):
 
 
 def _noop_sweep(client, system, n):
-    from femfreq.cluster import run_on_dask
+    from femfreq.execute import run_on_dask
 
     tasks = [(np.array([i]), np.array([float(i)]), np.ones(1, complex)) for i in range(n)]
     stats = {}
@@ -115,7 +115,7 @@ def run(quick: bool = True) -> dict:
     """
     from threadpoolctl import threadpool_limits
 
-    from femfreq.cluster import open_client, plan_chunks, run_on_dask
+    from femfreq.execute import open_client, plan_chunks, run_on_dask
     from femfreq.sweep import solve_chunk
 
     level, n_freqs, repeats = (4, 48, 3) if quick else (5, 96, 3)

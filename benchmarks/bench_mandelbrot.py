@@ -74,7 +74,7 @@ def run(quick: bool = True) -> dict:
         mandelbrot_on_dask,
         read_mandelbrot,
     )
-    from femfreq.cluster import open_client
+    from femfreq.execute import open_client
 
     it = REFERENCE_MAX_ITER
     load = [round(x, 1) for x in os.getloadavg()]

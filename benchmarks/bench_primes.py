@@ -28,7 +28,7 @@ def _ranges(quick):
 def run(quick: bool = True) -> dict:
     """Run the comparison; rows = one per split, with imbalance, overhead and efficiency."""
     from femfreq.calibrate.primes import primes_metrics, primes_on_dask, primes_serial, primes_sieve
-    from femfreq.cluster import open_client
+    from femfreq.execute import open_client
 
     a, b = _ranges(quick)
     load = [round(x, 1) for x in os.getloadavg()]

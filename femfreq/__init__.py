@@ -14,9 +14,30 @@ A four-step tutorial:
 
 __version__ = "0.1.0"
 
-__all__ = ["__version__", "Model", "System", "SweepResult", "as_system", "load_model", "read_results", "solve"]
+__all__ = [
+    "__version__",
+    "Direct",
+    "Fast",
+    "FemfreqError",
+    "History",
+    "JobQueue",
+    "Local",
+    "Model",
+    "SSH",
+    "Scheduler",
+    "Serial",
+    "SweepResult",
+    "System",
+    "as_system",
+    "load_model",
+    "read_results",
+    "solve",
+]
 
+from .errors import FemfreqError
 from .model import Model, load_model
+from .options import SSH, Direct, Fast, JobQueue, Local, Scheduler, Serial
 from .results import SweepResult, read_results
+from .spectra import History
 from .sweep import solve
 from .system import System, as_system

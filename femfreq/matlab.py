@@ -293,14 +293,14 @@ def _optional_str(x):
     return s if s.strip() else None
 
 
-def _cluster_arg(scheduler):
-    """Map MATLAB's 'Scheduler' option to femfreq.solve's cluster argument."""
+def _scheduler_arg(scheduler):
+    """MATLAB's 'Scheduler' option: (serial, address or None)."""
     if scheduler is None:
-        return "local"
+        return False, None
     s = str(scheduler).strip()
     if s.lower() in ("", "none", "serial"):
-        return None
-    return s
+        return True, None
+    return False, (None if s.lower() == "local" else s)
 
 
 def solve_triplets(
@@ -363,6 +363,7 @@ def solve_triplets(
     ValueError, TypeError
         Bad arguments (see :func:`system_from_triplets`), frequencies or load.
     """
+    from .options import cluster_from, method_from
     from .sweep import solve
 
     system = system_from_triplets(
@@ -373,21 +374,19 @@ def solve_triplets(
     if freqs.size == 0:
         raise ValueError("freqs_hz is empty: give at least one frequency")
     load = _complex_parts("P", P_re, P_im, length=freqs.size)
-    cluster = _cluster_arg(scheduler)
+    serial, address = _scheduler_arg(scheduler)
     hostfile = _optional_str(hostfile)
-    if cluster is not None or hostfile is not None:
-        _fix_executable()
     workers = None if _is_missing(n_workers) else int(_vector("n_workers", n_workers, length=1)[0])
+    cluster = cluster_from(serial=serial and hostfile is None, scheduler=address, hostfile=hostfile,
+                           n_workers=workers)
+    if not serial or hostfile is not None:
+        _fix_executable()
     result = solve(
         system,
         freqs_hz=freqs,
         load=load,
-        method=str(method),
-        solver=str(solver),
-        tol=float(tol),
+        method=method_from(str(method), solver=str(solver), tol=float(tol)),
         cluster=cluster,
-        hostfile=hostfile,
-        n_workers=workers,
         out=_optional_str(out),
         overwrite=bool(overwrite),
         progress=bool(progress),
@@ -687,7 +686,7 @@ def solve_mat(input_path, output_path, **options):
     input_path, output_path : str or Path
         See :func:`read_mat_input` and :func:`write_mat_result`.
     **options
-        Passed to :func:`femfreq.solve` (``cluster``, ``method``, ``n_workers``, ``out``...).
+        Passed to :func:`femfreq.solve` (``cluster``, ``method``, ``out``...).
 
     Returns
     -------
@@ -697,7 +696,7 @@ def solve_mat(input_path, output_path, **options):
 
     inp = read_mat_input(input_path)
     options.setdefault("progress", False)
-    if options.get("cluster", "local") is not None or options.get("hostfile") is not None:
+    if options.get("cluster", "local") is not None:
         _fix_executable()
     result = solve(inp["system"], freqs_hz=inp["freqs_hz"], load=inp["load"], **options)
     write_mat_result(output_path, result, output_dofs=inp["system"].output_dofs)

@@ -22,25 +22,16 @@ import math
 import os
 import re
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-try:  # file parsers share the mesh module's error type
-    from .mesh import ReadError
-except ImportError:  # pragma: no cover - mesh.py not present
-
-    class ReadError(ValueError):
-        """A malformed input file; the message reads ``"path:line: what"``."""
-
-        def __init__(self, path, line, message):
-            self.path = str(path)
-            self.line = int(line)
-            super().__init__(f"{path}:{line}: {message}")
+from .errors import ReadError
 
 
 __all__ = [
-    "ReadError",
+    "History",
     "pyroshock",
     "read_history",
     "rfft_freqs",
@@ -521,3 +512,69 @@ def _int_at_least(name, value, lo):
     if value < lo:
         raise ValueError(f"{name} must be >= {lo} (got {value})")
     return int(value)
+
+
+@dataclass(frozen=True)
+class History:
+    """A load time history that drives a sweep on its exact ``rfft`` grid.
+
+    The sweep's frequencies are the ``rfft`` bins ``k / (n_fft dt)``, Nyquist included
+    (:func:`rfft_freqs`), its load spectrum is ``rfft(samples, n_fft)`` and the time
+    response is ``irfft(x, n_fft)`` at the output DOF.
+
+    Parameters
+    ----------
+    samples : (n_t,) array or path
+        The samples, or a history file (one or two columns of text/CSV, or HDF5
+        ``/t``, ``/f``: :func:`read_history`).
+    dt : float, optional
+        Sample interval in s (required for samples; a file's time column gives it).
+    n_fft : int, optional
+        FFT length (default: the number of samples); longer pads with zeros.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from femfreq.spectra import History
+    >>> h = History(np.ones(8), dt=0.01)
+    >>> h.freqs_hz().tolist()
+    [0.0, 12.5, 25.0, 37.5, 50.0]
+    """
+
+    samples: object
+    dt: float | None = None
+    n_fft: int | None = None
+
+    def __post_init__(self):
+        samples, dt = self.samples, self.dt
+        if isinstance(samples, (str, os.PathLike)):
+            t, samples = read_history(samples, dt=dt)
+            dt = float(t[1] - t[0])
+        samples = np.asarray(samples)
+        if samples.dtype == bool or not np.issubdtype(samples.dtype, np.number) or np.iscomplexobj(samples):
+            raise TypeError(f"the load history must be real numbers (got dtype {samples.dtype})")
+        samples = np.ascontiguousarray(samples, dtype=np.float64).ravel()
+        if samples.size < 2:
+            raise ValueError(f"the load history needs at least 2 samples (has {samples.size})")
+        bad = np.flatnonzero(~np.isfinite(samples))
+        if bad.size:
+            raise ValueError(f"the load history has a non-finite sample at index {int(bad[0])}")
+        if dt is None:
+            raise ValueError("the load history needs its sample interval dt (s)")
+        dt = _positive_float("dt", dt)
+        n_fft = samples.size if self.n_fft is None else _int_at_least("n_fft", self.n_fft, 2)
+        object.__setattr__(self, "samples", samples)
+        object.__setattr__(self, "dt", dt)
+        object.__setattr__(self, "n_fft", int(n_fft))
+
+    def freqs_hz(self) -> np.ndarray:
+        """The ``rfft`` bins in Hz, ``(n_fft // 2 + 1,)``."""
+        return rfft_freqs(self.n_fft, self.dt)
+
+    def spectrum(self) -> np.ndarray:
+        """``P = rfft(samples, n_fft)`` at :meth:`freqs_hz`."""
+        return load_spectrum(self.samples, self.n_fft)
+
+    def t(self) -> np.ndarray:
+        """Times of the time response, ``(n_fft,)`` s."""
+        return np.arange(self.n_fft) * self.dt

@@ -3,7 +3,7 @@ function [K, M, free, info] = femfreq_rod_model(node_file, ele_file, E, rho, are
 %   [K, M, FREE, INFO] = FEMFREQ_ROD_MODEL(NODE_FILE, ELE_FILE, E, RHO, AREA)
 %   reads a Triangle mesh (NODE_FILE .node and ELE_FILE .ele; ELE_FILE may be ''
 %   for the .ele beside the .node), makes every unique triangle edge a rod and
-%   assembles the same model as femfreq's Python side (femfreq.rods, femfreq.model):
+%   assembles the same model as femfreq's Python side (femfreq.model.rods, femfreq.model):
 %
 %     - node i (1-based) has the DOF 2*i-1 (x) and 2*i (y);
 %     - stiffness of a rod of length L and direction (c, s):

@@ -14,11 +14,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from femfreq import cluster
+from femfreq import execute as cluster
 from femfreq._cli.main import main
-from femfreq.cluster import make_security, open_client, plan_chunks, read_hostfile, run_on_dask
-from femfreq.sweep import solve_chunk
-from test_dask_sweep import assemble
+from femfreq.execute import make_security, open_client, read_hostfile, run_on_dask
+from femfreq.plan import plan_chunks
+from femfreq.execute.task import solve_chunk
+from femfreq.options import Direct
+from helpers import assemble
 
 
 from operator import add  # importable on every worker, unlike a function of this module
@@ -225,11 +227,11 @@ def test_dashboard_link_only_when_the_dashboard_is_on(caplog, dask_processes):
     from distributed import Client
 
     def announced():
-        lines = [r.getMessage() for r in caplog.records if r.name == "femfreq.cluster"]
+        lines = [r.getMessage() for r in caplog.records if r.name == "femfreq.execute"]
         caplog.clear()
         return " ".join(lines)
 
-    caplog.set_level(logging.INFO, logger="femfreq.cluster")
+    caplog.set_level(logging.INFO, logger="femfreq.execute")
     with open_client("local", n_workers=1, dashboard=False) as client:
         assert cluster.dashboard_link(client) is None  # its HTTP server runs, but serves no dashboard
     text = announced()
@@ -304,7 +306,7 @@ def test_hostfile_cluster_over_ssh_with_tls(sshd, tmp_path, caplog):
     freqs = np.linspace(0.0, 3.0, 24)
     load = np.ones(freqs.size, dtype=complex)
     tasks = [(c, freqs[c], load[c]) for c in plan_chunks(freqs.size, 2)]
-    caplog.set_level(logging.DEBUG, logger="femfreq.cluster.remote")
+    caplog.set_level(logging.DEBUG, logger="femfreq.execute.remote")
     with _Watchdog(sshd, 150), \
             open_client(hostfile=hostfile, connect_options=sshd["connect_options"], timeout=90) as client:
         assert client.scheduler.address.startswith("tls://")  # TLS by default
@@ -321,13 +323,13 @@ def test_hostfile_cluster_over_ssh_with_tls(sshd, tmp_path, caplog):
         client.run_on_scheduler(flood)
         client.run(flood)
         assert client.submit(add, 1, 2).result(timeout=30) == 3
-        results = list(run_on_dask(client, system, tasks, solver="superlu"))
+        results = list(run_on_dask(client, system, tasks, method=Direct(solver="superlu")))
         deadline = time.monotonic() + 30
         while sum("flood 1023 " in r.getMessage() for r in caplog.records) < 3 and time.monotonic() < deadline:
             time.sleep(0.2)
         assert sum("flood 1023 " in r.getMessage() for r in caplog.records) == 3  # to the DEBUG log
     got = assemble(results, freqs.size, 2)
-    serial = solve_chunk(system, np.arange(freqs.size), freqs, load, solver="superlu").response
+    serial = solve_chunk(system, np.arange(freqs.size), freqs, load, Direct(solver="superlu")).response
     assert np.max(np.abs(got - serial)) <= 1e-12 * np.max(np.abs(serial))
 
 
@@ -448,7 +450,7 @@ def _wait_no_sessions(sshd, timeout=20.0):
     deadline = time.monotonic() + timeout
     while True:
         left = [p.cmdline() for p in psutil.Process(sshd["pid"]).children(recursive=True)
-                if "femfreq.cluster" in " ".join(p.cmdline())]
+                if "femfreq.execute" in " ".join(p.cmdline())]
         if not left or time.monotonic() > deadline:
             return left
         time.sleep(0.2)

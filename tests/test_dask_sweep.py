@@ -14,40 +14,23 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from femfreq import cluster
-from femfreq.cluster import ClusterError, open_client, plan_chunks, run_on_dask
-from femfreq.sweep import solve_chunk
+from femfreq import execute as cluster
+from femfreq.errors import ClusterError
+from femfreq.execute import open_client, run_on_dask
+from femfreq.plan import plan_chunks
+from femfreq.execute.task import solve_chunk
+from femfreq.options import Direct
 from femfreq.system import System
+from helpers import assemble, grid_system
 
 # fast AMM cycles so that "replicas still there" is checked after several of them
 FAST_AMM = {"DASK_DISTRIBUTED__SCHEDULER__ACTIVE_MEMORY_MANAGER__INTERVAL": "100ms"}
-
-
-def grid_system(m=10, g=0.01, seed=0):
-    """A 2-D grid of springs (5-point Laplacian), lumped unit masses, C = 0.004 K."""
-    T = sp.diags([2.0] * m) - sp.diags([1.0] * (m - 1), 1) - sp.diags([1.0] * (m - 1), -1)
-    eye = sp.eye(m)
-    K = 1.0e4 * (sp.kron(T, eye) + sp.kron(eye, T))
-    n = m * m
-    rng = np.random.default_rng(seed)
-    return System(K=K, C=0.004 * K, M=sp.eye(n), b=rng.standard_normal(n), g=g,
-                  output_dofs=[0, n // 3, n - 1])
 
 
 def sweep_tasks(n_freqs, n_workers=2, f_max=40.0, **plan):
     freqs = np.linspace(0.0, f_max, n_freqs)
     load = np.exp(1j * freqs / 7.0) * (1.0 + freqs)
     return freqs, load, [(p, freqs[p], load[p]) for p in plan_chunks(n_freqs, n_workers, **plan)]
-
-
-def assemble(results, n_freqs, n_out):
-    out = np.full((n_freqs, n_out), np.nan + 0j)
-    seen = np.zeros(n_freqs, dtype=int)
-    for r in results:
-        out[r.index] = r.response
-        seen[r.index] += 1
-    np.testing.assert_array_equal(seen, 1)  # every frequency exactly once
-    return out
 
 
 def dense_reference(system, freqs, load):
@@ -67,13 +50,13 @@ def rel_err(a, b):
 def slow_chunk(delay):
     """solve_chunk that sleeps first (made here so cloudpickle ships it by value)."""
 
-    def chunk(system, index, freqs_hz, load, **kw):
+    def chunk(system, index, freqs_hz, load, *args):
         import time
 
-        from femfreq.sweep import solve_chunk
+        from femfreq.execute.task import solve_chunk
 
         time.sleep(delay)
-        return solve_chunk(system, index, freqs_hz, load, **kw)
+        return solve_chunk(system, index, freqs_hz, load, *args)
 
     return chunk
 
@@ -96,11 +79,11 @@ def shared_cluster(dask_processes_module):
 def test_distributed_equals_serial_and_dense(shared_cluster):
     system = grid_system(10)
     freqs, load, tasks = sweep_tasks(48)
-    serial = solve_chunk(system, np.arange(freqs.size), freqs, load, solver="superlu").response
+    serial = solve_chunk(system, np.arange(freqs.size), freqs, load, Direct(solver="superlu")).response
     np.testing.assert_allclose(serial, dense_reference(system, freqs, load), rtol=1e-9, atol=0)
     with open_client(shared_cluster, n_workers=2) as client:
         stats = {}
-        results = list(run_on_dask(client, system, tasks, solver="superlu", stats=stats))
+        results = list(run_on_dask(client, system, tasks, method=Direct(solver="superlu"), stats=stats))
         workers = set(client.scheduler_info()["workers"])
     assert len(tasks) >= 8 * 2 and stats["n_tasks"] == len(tasks)
     assert stats["resubmitted"] == 0 and stats["scatter_bytes"] > system.nnz * 8 * 3
@@ -169,11 +152,11 @@ def test_no_large_object_in_the_task_graph(shared_cluster):
 def test_worker_killed_mid_sweep_completes_with_the_same_answer(shared_cluster):
     system = grid_system(8)
     freqs, load, tasks = sweep_tasks(40, chunks_per_worker=10)
-    serial = solve_chunk(system, np.arange(freqs.size), freqs, load, solver="superlu").response
+    serial = solve_chunk(system, np.arange(freqs.size), freqs, load, Direct(solver="superlu")).response
     with open_client(shared_cluster, n_workers=2, timeout=30) as client:
         pids = worker_pids(client)
         results = []
-        for r in run_on_dask(client, system, tasks, solver="superlu", function=slow_chunk(0.1)):
+        for r in run_on_dask(client, system, tasks, method=Direct(solver="superlu"), function=slow_chunk(0.1)):
             results.append(r)
             if len(results) == 3:
                 os.kill(pids[r.worker], signal.SIGKILL)  # the nanny restarts it, empty
@@ -183,11 +166,11 @@ def test_worker_killed_mid_sweep_completes_with_the_same_answer(shared_cluster):
 def test_all_copies_of_the_system_lost_it_is_scattered_again(shared_cluster):
     system = grid_system(8)
     freqs, load, tasks = sweep_tasks(24, chunks_per_worker=6)
-    serial = solve_chunk(system, np.arange(freqs.size), freqs, load, solver="superlu").response
+    serial = solve_chunk(system, np.arange(freqs.size), freqs, load, Direct(solver="superlu")).response
     with open_client(shared_cluster, n_workers=2, timeout=30) as client:
         pids = worker_pids(client)
         results, stats = [], {}
-        for r in run_on_dask(client, system, tasks, solver="superlu", function=slow_chunk(0.1), stats=stats):
+        for r in run_on_dask(client, system, tasks, method=Direct(solver="superlu"), function=slow_chunk(0.1), stats=stats):
             results.append(r)
             if len(results) == 2:
                 for pid in pids.values():  # every replica of the scattered system dies
@@ -217,18 +200,18 @@ def test_dead_scheduler_raises_a_clear_error(dask_processes):
 _CLIENT_SCRIPT = """
 import sys
 sys.path.insert(0, {tests!r})
-import femfreq.sweep
-from test_dask_sweep import grid_system
+import femfreq
+from helpers import grid_system
 import numpy as np
 system = grid_system({m})
-femfreq.sweep.solve(system, freqs_hz=np.linspace(0, 40, {n}), load=np.exp(1j * np.linspace(0, 40, {n})),
-                    solver="superlu", cluster={address!r}, out={out!r}, progress=False)
+femfreq.solve(system, freqs_hz=np.linspace(0, 40, {n}), load=np.exp(1j * np.linspace(0, 40, {n})),
+              method=femfreq.Direct(solver="superlu"), cluster={address!r}, out={out!r}, progress=False)
 """
 
 
 def test_client_killed_mid_sweep_then_resumed_gives_the_same_answer(shared_cluster, tmp_path):
     from femfreq.results import read_results
-    from femfreq.sweep import solve
+    from femfreq import solve
 
     m, n = 45, 120
     out = tmp_path / "sweep.h5"
@@ -257,8 +240,8 @@ def test_client_killed_mid_sweep_then_resumed_gives_the_same_answer(shared_clust
     partial = read_results(out)  # readable after SIGKILL
     assert 0 < partial.done.sum() < n, "the sweep ended before the kill: make it longer"
     resumed = solve(grid_system(m), freqs_hz=np.linspace(0, 40, n), load=np.exp(1j * np.linspace(0, 40, n)),
-                    solver="superlu", cluster=address, out=out, resume=True, progress=False)
+                    method=Direct(solver="superlu"), cluster=address, out=out, resume=True, progress=False)
     reference = solve(grid_system(m), freqs_hz=np.linspace(0, 40, n), load=np.exp(1j * np.linspace(0, 40, n)),
-                      solver="superlu", cluster=None, progress=False)
+                      method=Direct(solver="superlu"), cluster=None, progress=False)
     assert resumed.done.all()
     assert rel_err(np.asarray(resumed.response), np.asarray(reference.response)) <= 1e-12

@@ -10,7 +10,7 @@ import scipy.sparse.linalg as spla
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from femfreq.cluster import plan_chunks
+from femfreq.plan import plan_chunks
 from femfreq.solvers.fast import _mkl_rt, _ShiftedFactors, band_chunks, count_modes, mode_weights, solve_band
 from femfreq.system import System
 

@@ -165,7 +165,7 @@ def test_rod_model_m_matches_python_model(tmp_path, sat_mesh):
     total_mass = scipy.io.loadmat(tmp_path / "out_a.mat")["total_mass"].item()
     assert total_mass == pytest.approx(Model(points=sat_mesh.points, edges=sat_mesh.edges, **cases["a"][1]).total_mass,
                                        rel=1e-12)
-    # the two-triangle model against a dense per-element loop, independent of femfreq.rods
+    # the two-triangle model against a dense per-element loop, independent of femfreq.model.rods
     K_full, M_full = _dense_rod_assembly(mesh_c.points, mesh_c.edges, 3.0, 2.0, 0.5, lumped=False)
     free = np.setdiff1d(np.arange(8), [0, 6])  # x of the nodes on x = 0
     got = scipy.io.loadmat(tmp_path / "out_c.mat")

@@ -7,9 +7,9 @@ from dataclasses import replace
 import numpy as np
 import pytest
 import scipy.linalg
-from models import one_rod, spring_mass_chain, square_truss, straight_rod, two_bar_truss
+from helpers import one_rod, spring_mass_chain, square_truss, straight_rod, two_bar_truss
 
-from femfreq import rods
+from femfreq.model import rods
 from femfreq._cli.main import main
 from femfreq.mesh import ReadError
 from femfreq.model import (

@@ -11,11 +11,14 @@ import pytest
 from distributed import get_task_stream
 
 import femfreq
-from femfreq.cluster import open_client, plan_chunks, run_on_dask
+from femfreq.execute import open_client, run_on_dask
+from femfreq.plan import plan_chunks
 from femfreq.solvers.fast import _mkl_rt, mode_weights
-from femfreq.sweep import _planning, solve_chunk
+from femfreq.execute.task import solve_chunk
+from femfreq.options import Direct
+from femfreq.plan import needs_mode_weights, plan_sweep
 from femfreq.system import System
-from test_dask_sweep import assemble
+from helpers import assemble
 
 
 @pytest.fixture(scope="module")
@@ -38,11 +41,11 @@ def _mode_weight_tasks(stream):
 @pytest.mark.skipif(_mkl_rt() is None, reason="Sturm counts need the MKL runtime")
 def test_mode_weights_on_a_worker_equal_the_local_ones(client, light):
     freqs = np.linspace(0.0, 1000.0, 513)
-    local = _planning(light, "fast", None, freqs)["weights"]
+    local = mode_weights(light, freqs)
     future = client.scatter(light, broadcast=True, hash=False)
     try:
         with get_task_stream(client) as stream:
-            remote = _planning(light, "fast", None, freqs, client=client, system_future=future)["weights"]
+            remote = client.submit(mode_weights, future, freqs, pure=False).result()
     finally:
         future.release()
     assert len(_mode_weight_tasks(stream)) == 1  # one task, on the worker
@@ -61,10 +64,10 @@ def test_run_on_dask_plans_with_the_scattered_system(client, light):
         assert client.who_has([system_future])[system_future.key]  # already on a worker
         return [(p, freqs[p], load[p]) for p in plan_chunks(freqs.size, 1, chunks_per_worker=3)]
 
-    results = list(run_on_dask(client, light, plan, solver="superlu", stats=stats))
+    results = list(run_on_dask(client, light, plan, method=Direct(solver="superlu"), stats=stats))
     assert seen == [stats["system_key"]] and stats["n_tasks"] == len(results) == 3
     got = assemble(results, freqs.size, 2)
-    ref = solve_chunk(light, np.arange(freqs.size), freqs, load, solver="superlu").response
+    ref = solve_chunk(light, np.arange(freqs.size), freqs, load, Direct(solver="superlu")).response
     assert np.max(np.abs(got - ref)) <= 1e-12 * np.max(np.abs(ref))
 
 
@@ -81,10 +84,11 @@ def test_heavily_damped_fast_sweep_gets_one_sub_band_per_worker(light):
     sub-bands would only repeat the fixed costs (factorization, first vectors)."""
     heavy = System(K=light.K, C=0.004 * light.K, M=light.M, b=light.b, output_dofs=[0, 1])
     freqs = np.linspace(0.0, 1000.0, 2049)
-    kw = _planning(heavy, "fast", None, freqs)
-    assert kw["chunks_per_worker"] == 1 and "weights" not in kw
-    chunks = plan_chunks(freqs.size, 2, method="fast", **kw)
+    assert not needs_mode_weights(heavy, "fast", freqs)
+    chunks = plan_sweep(heavy, freqs, 2, "fast")
     assert len(chunks) == 2 and sorted(np.concatenate(chunks).tolist()) == list(range(freqs.size))
-    # light damping keeps many equal-mode sub-bands; direct keeps its default
-    assert "chunks_per_worker" not in _planning(light, "fast", None, freqs)
-    assert "chunks_per_worker" not in _planning(heavy, "direct", None, freqs)
+    # light damping keeps many equal-mode sub-bands
+    assert needs_mode_weights(light, "fast", freqs)
+    weights = mode_weights(light, freqs, counts=False)
+    assert len(plan_sweep(light, freqs, 2, "fast", weights=weights)) > 2
+    assert len(plan_sweep(heavy, freqs, 2, "direct")) > 2  # direct keeps many chunks per worker

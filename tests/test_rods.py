@@ -5,7 +5,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from femfreq import rods
+from femfreq.model import rods
 
 coord = st.floats(-100, 100, allow_nan=False)
 point = st.tuples(coord, coord)

@@ -5,7 +5,10 @@ import pytest
 import scipy.sparse as sp
 
 import femfreq
-from femfreq.sweep import METHOD_CODES, solve_chunk
+from femfreq.codes import Method
+from femfreq.execute.task import solve_chunk
+from femfreq.options import Direct, Fast, Local
+from femfreq.spectra import History
 from femfreq.system import System
 
 
@@ -34,7 +37,7 @@ def test_single_dof_frf_equals_closed_form():
                       freqs_hz=freqs, cluster=None, progress=False)
     w = 2 * np.pi * freqs
     np.testing.assert_allclose(r.response[:, 0], 1.0 / (k + 1j * w * c - w**2 * m), rtol=1e-12)
-    assert np.all(r.method == METHOD_CODES["direct"])
+    assert np.all(r.method == Method.DIRECT)
     assert np.all(r.rel_residual < 1e-12)
     assert r.complete
 
@@ -73,7 +76,7 @@ def test_history_path_uses_rfft_bins_and_returns_time_response():
     dt, n_fft = 1e-3, 256
     history = np.zeros(200)
     history[5:15] = 1.0
-    r = femfreq.solve(K, C, M, [0, 0, 0, 1.0], history=history, dt=dt, n_fft=n_fft, cluster=None, progress=False)
+    r = femfreq.solve(K, C, M, [0, 0, 0, 1.0], load=History(history, dt=dt, n_fft=n_fft), cluster=None, progress=False)
     np.testing.assert_array_equal(r.freqs_hz, np.fft.rfftfreq(n_fft, dt))
     assert r.freqs_hz[-1] == pytest.approx(0.5 / dt)  # the Nyquist bin is in
     P = np.fft.rfft(history, n_fft)
@@ -85,7 +88,7 @@ def test_history_path_uses_rfft_bins_and_returns_time_response():
 def test_constant_history_gives_static_deflection():
     K, M = _chain(5)
     b = np.array([0, 1.0, 0, 0, 2.0])
-    r = femfreq.solve(K, 0.01 * K, M, b, history=np.full(64, 3.0), dt=1e-3, cluster=None, progress=False)
+    r = femfreq.solve(K, 0.01 * K, M, b, load=History(np.full(64, 3.0), dt=1e-3), cluster=None, progress=False)
     static = np.linalg.solve(K.toarray(), 3.0 * b)
     np.testing.assert_allclose(r.time_response, np.tile(static, (64, 1)), rtol=1e-10)
 
@@ -97,8 +100,8 @@ def test_free_free_zero_hz_is_refused_or_skipped():
     with pytest.raises(ValueError, match=r"singular.*0 Hz|0 Hz.*singular"):
         femfreq.solve(K, None, M, [1.0, 0.0], freqs_hz=[0.0, 1.0], cluster=None, progress=False)
     r = femfreq.solve(K, None, M, [1.0, 0.0], freqs_hz=[0.0, 1.0], cluster=None, progress=False,
-                      skip_singular=True)
-    assert r.method[0] == METHOD_CODES["skipped"] and np.all(np.isnan(r.response[0]))
+                      method=Direct(skip_singular=True))
+    assert r.method[0] == Method.SKIPPED and np.all(np.isnan(r.response[0]))
     w = 2 * np.pi
     ref = np.linalg.solve(K.toarray() - w**2 * np.eye(2), [1.0, 0.0])
     np.testing.assert_allclose(r.response[1], ref, rtol=1e-12)
@@ -125,16 +128,24 @@ def test_result_file_is_written_and_refuses_overwrite(tmp_path):
     np.testing.assert_array_equal(r1.response, r2.response)
 
 
+def test_bad_history_is_refused_when_made():
+    with pytest.raises(ValueError, match="at least 2 samples"):
+        History([1.0], dt=1e-3)
+    with pytest.raises(ValueError, match="dt must be finite and > 0"):
+        History([0.0, 1.0, 2.0], dt=-1e-3)
+    with pytest.raises(ValueError, match="non-finite sample at index 1"):
+        History([0.0, np.nan], dt=1e-3)
+
+
 @pytest.mark.parametrize(
     "kwargs, match",
     [
         (dict(freqs_hz=[-1.0, 2.0]), "negative|-1"),
         (dict(freqs_hz=[np.nan]), "nan|finite"),
         (dict(freqs_hz=[1.0], method="magic"), "unknown method 'magic'"),
-        (dict(history=[1.0], dt=1e-3), "at least 2 samples"),
         (dict(freqs_hz=[1.0, 2.0], load=[1.0, 2.0, 3.0]), "3 values but there are 2 frequencies"),
         (dict(), "no frequencies"),
-        (dict(freqs_hz=[1.0], tol=-1), "tol must be a positive number"),
+        (dict(freqs_hz=[1.0, 2.0], load=[1.0, np.inf]), "non-finite value at index 1"),
     ],
 )
 def test_bad_sweep_input(kwargs, match):
@@ -153,10 +164,10 @@ def test_fast_method_is_certified_and_matches_direct(g, beta):
 
     model = dataclasses.replace(model, damping=Damping(beta=beta, g=g))
     direct = femfreq.solve(model, method="direct", **kw)
-    fast = femfreq.solve(model, method="fast", tol=1e-8, **kw)
+    fast = femfreq.solve(model, method=Fast(tol=1e-8), **kw)
     assert np.all(fast.rel_residual <= 1e-8)
-    assert set(np.unique(fast.method)) <= {METHOD_CODES["fast"], METHOD_CODES["direct"]}
-    assert np.any(fast.method == METHOD_CODES["fast"])
+    assert set(np.unique(fast.method)) <= {Method.FAST, Method.DIRECT}
+    assert np.any(fast.method == Method.FAST)
     scale = np.abs(direct.response).max()
     np.testing.assert_allclose(fast.response, direct.response, atol=1e-5 * scale)
 
@@ -166,54 +177,49 @@ def test_fast_skips_singular_zero_hz_when_asked():
     K = sp.csr_matrix([[k, -k, 0], [-k, 2 * k, -k], [0, -k, k]])  # free-free chain
     M = sp.eye(3, format="csr")
     with pytest.warns(RuntimeWarning, match="skipping 0 Hz"):
-        r = femfreq.solve(K, None, M, [1.0, 0, 0], freqs_hz=[0.0, 1.0, 2.0], method="fast", cluster=None,
-                          progress=False, skip_singular=True)
-    assert r.method[0] == METHOD_CODES["skipped"]
+        r = femfreq.solve(K, None, M, [1.0, 0, 0], freqs_hz=[0.0, 1.0, 2.0], method=Fast(skip_singular=True),
+                          cluster=None, progress=False)
+    assert r.method[0] == Method.SKIPPED
     ref = np.linalg.solve(K.toarray() - (2 * np.pi) ** 2 * np.eye(3), [1.0, 0, 0])
     np.testing.assert_allclose(r.response[1], ref, rtol=1e-8)
 
 
 def test_calibration_sets_the_shortest_chunk(tmp_path):
-    import json
-
-    from femfreq.calibrate import DEFAULT_CALIBRATION
-    from femfreq.cluster import plan_chunks
-    from femfreq.sweep import _planning
+    from femfreq.plan import DEFAULT_CALIBRATION, min_task_seconds, plan_sweep
 
     K, M = _chain(50)
     s = System(K=K, C=None, M=M, b=np.ones(50))
+    freqs = np.linspace(0.0, 100.0, 2049)
     slow = dict(DEFAULT_CALIBRATION, task_overhead_s=0.5, seconds_per_dof=1e-3)  # 0.05 s per frequency
-    kw = _planning(s, "direct", slow)
-    assert kw["min_task_seconds"] == pytest.approx(10.0)  # overhead / 5 %
-    assert kw["seconds_per_freq"] == pytest.approx(0.05)
-    chunks = plan_chunks(2049, 2, method="direct", **kw)
+    assert min_task_seconds(slow) == pytest.approx(10.0)  # overhead / 5 %
+    chunks = plan_sweep(s, freqs, 2, "direct", calibration=slow)
     assert min(c.size for c in chunks) >= 200  # 10 s / 0.05 s per frequency
     light = dict(DEFAULT_CALIBRATION, task_overhead_s=0.001, seconds_per_dof=1e-3)
-    assert len(plan_chunks(2049, 2, method="direct", **_planning(s, "direct", light))) > len(chunks)
+    assert len(plan_sweep(s, freqs, 2, "direct", calibration=light)) > len(chunks)
     # with the built-in defaults a tiny model's frequencies (~0.2 ms each) go in few, long chunks
-    tiny = plan_chunks(2049, 2, method="direct", **_planning(s, "direct", None))
+    tiny = plan_sweep(s, freqs, 2, "direct")
     assert all(c.size * 3.5e-6 * 50 >= 0.2 for c in tiny)
     path = tmp_path / "calib.json"
     path.write_text("{not json")
     with pytest.raises(ValueError, match="calib.json:1"):
-        femfreq.solve(K, None, M, np.ones(50), freqs_hz=[1.0], cluster=None, progress=False, calibration=path)
+        femfreq.solve(K, None, M, np.ones(50), freqs_hz=[1.0], progress=False, cluster=Local(calibration=path))
 
 
 def test_fast_plan_uses_mode_weights_only_with_light_damping():
-    from femfreq.cluster import plan_chunks
-    from femfreq.sweep import _planning
+    from femfreq.plan import needs_mode_weights, plan_sweep
+    from femfreq.solvers.fast import mode_weights
 
     model = femfreq.load_model("satellite", level=1)  # a 2-D body: N(f) grows ~ f^2
     K, C, M, b = model.matrices()
     freqs = np.linspace(0, 1000, 2049)
     heavy = System(K=K, C=0.004 * K, M=M, b=b)
     light = System(K=K, C=None, M=M, b=b, g=0.02)
-    assert "weights" not in _planning(heavy, "fast", None, freqs)
-    kw = _planning(light, "fast", None, freqs)
-    w = kw["weights"]
+    assert not needs_mode_weights(heavy, "fast", freqs)
+    assert needs_mode_weights(light, "fast", freqs)
+    w = mode_weights(light, freqs)
     assert w.shape == freqs.shape and np.all(w >= 0) and w.sum() == pytest.approx(1.0)
     assert w[-100:].sum() > w[:100].sum()  # more modes per Hz at the top of the band
-    chunks = plan_chunks(freqs.size, 2, method="fast", **kw)
+    chunks = plan_sweep(light, freqs, 2, "fast", weights=w)
     sizes = {int(c[0]): c.size for c in chunks}
     assert sizes[min(sizes)] > sizes[max(sizes)]  # low bands are wider than high ones
     assert sorted(np.concatenate(chunks).tolist()) == list(range(freqs.size))

@@ -48,7 +48,7 @@ def add_ssh_args(parser) -> None:
 
 
 def ssh_options_from_args(args) -> tuple[dict | None, str | None]:
-    """``(connect_options, remote_python)`` for :func:`femfreq.cluster.open_client` from ``--ssh-*``.
+    """``(connect_options, remote_python)`` for :func:`femfreq.execute.open_client` from ``--ssh-*``.
 
     ``connect_options`` (for ``asyncssh.connect``) is None without ``--hostfile``;
     otherwise it holds only the options given: asyncssh takes the rest from

@@ -130,7 +130,7 @@ def _print_report(calib: dict) -> None:
 def run(args) -> int:
     """Calibrate the cluster, optionally run the workloads, print a report and write the JSON."""
     from femfreq.calibrate import calibrate, save_calibration
-    from femfreq.cluster import open_client
+    from femfreq.execute import open_client
 
     if not getattr(args, "verbose", 0):
         # distributed logs every worker start/stop at INFO: keep the report readable

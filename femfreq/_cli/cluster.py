@@ -18,7 +18,7 @@ import sys
 import tempfile
 import time
 
-from .. import cluster as _cluster
+from .. import execute as _cluster
 from ._common import add_ssh_args, ssh_options_from_args
 
 

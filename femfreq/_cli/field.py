@@ -27,7 +27,7 @@ def run(args) -> int:
 
     import femfreq
     from femfreq.mesh import write_mesh
-    from femfreq.sweep import response_field
+    from femfreq.field import response_field
 
     model = femfreq.load_model(args.model, level=args.level)
     if model.mesh is None:

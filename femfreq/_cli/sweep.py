@@ -11,7 +11,6 @@ Examples:
 
 from __future__ import annotations
 
-import contextlib
 import sys
 import time
 from pathlib import Path
@@ -46,15 +45,18 @@ def add_args(parser):
 
 def run(args) -> int:
     import femfreq
+    from femfreq.options import cluster_from, method_from
 
     if (args.model is None) == (args.matrices is None):
         raise ValueError("give a model (name or .toml file) or --matrices FILE.mat, not both and not neither")
-    ssh_options = ssh_options_from_args(args)  # checked before any work
-    security = security_from_args(args)
-    common = dict(method=args.method, solver=args.solver, tol=args.tol, security=security,
-                  n_workers=args.workers if args.hostfile is None else None, resume=args.resume,
-                  overwrite=args.overwrite, skip_singular=args.skip_singular, progress=not args.no_progress,
-                  calibration=args.calibration)
+    connect_options, remote_python = ssh_options_from_args(args)  # checked before any work
+    method = method_from(args.method, solver=args.solver, tol=args.tol, skip_singular=args.skip_singular)
+    cluster = cluster_from(serial=args.serial, scheduler=args.scheduler, hostfile=args.hostfile,
+                           n_workers=args.workers if args.hostfile is None else None,
+                           security=security_from_args(args), calibration=args.calibration,
+                           ssh=_ssh_settings(connect_options, remote_python))
+    common = dict(method=method, cluster=cluster, resume=args.resume, overwrite=args.overwrite,
+                  progress=not args.no_progress, g=args.g)
     t0 = time.perf_counter()
     if args.matrices:
         from femfreq import matlab
@@ -62,18 +64,22 @@ def run(args) -> int:
         out = Path(args.output or Path(args.matrices).with_suffix("").name + "_result.mat")
         h5 = out.with_suffix(".h5")
         inp = matlab.read_mat_input(args.matrices)
-        with _cluster(args, security, ssh_options) as cluster:
-            result = femfreq.solve(inp["system"], freqs_hz=inp["freqs_hz"], load=inp["load"], out=h5,
-                                   g=args.g, cluster=cluster, **common)
+        result = femfreq.solve(inp["system"], freqs_hz=inp["freqs_hz"], load=inp["load"], out=h5, **common)
         matlab.write_mat_result(out, result)
         print(f"wrote {out} (and {h5})")
         return 0
     model = femfreq.load_model(args.model, level=args.level)
     out = Path(args.output or f"{model.name}.h5")
-    freqs = args.freqs  # femfreq.spectra.frequency_grid parses and checks it
+    load = None
+    if args.n_fft is not None:
+        from femfreq.spectra import History
+
+        samples, dt, _ = model.load_history()
+        if samples is None:
+            raise ValueError(f"--n-fft: the model {model.name} has no load history")
+        load = History(samples, dt=dt, n_fft=args.n_fft)
     print(f"{model.name}: {model.n_free} free DOF, {len(model.edges)} rods", file=sys.stderr)
-    with _cluster(args, security, ssh_options) as cluster:
-        result = femfreq.solve(model, freqs_hz=freqs, n_fft=args.n_fft, g=args.g, out=out, cluster=cluster, **common)
+    result = femfreq.solve(model, freqs_hz=args.freqs, load=load, out=out, **common)
     elapsed = time.perf_counter() - t0
     n = len(result.freqs_hz)
     worst = float(max(result.rel_residual)) if n else 0.0
@@ -87,16 +93,14 @@ def run(args) -> int:
     return 0
 
 
-@contextlib.contextmanager
-def _cluster(args, security, ssh_options):
-    """What ``femfreq.solve`` gets as ``cluster``: None (serial), an address, or a client on the host-file cluster."""
-    if args.hostfile is None:
-        yield None if args.serial else (args.scheduler or "local")
-        return
-    from femfreq.cluster import open_client
-
-    # opened here, not by solve(): it takes no SSH options
-    connect_options, remote_python = ssh_options
-    with open_client(hostfile=args.hostfile, security=security, connect_options=connect_options,
-                     remote_python=remote_python) as client:
-        yield client
+def _ssh_settings(connect_options, remote_python) -> dict | None:
+    """``--ssh-*`` as the fields of :class:`femfreq.options.SSH`."""
+    if connect_options is None:
+        return None
+    names = {"port": "port", "username": "user", "client_keys": "keys", "known_hosts": "known_hosts"}
+    settings = {names[k]: v for k, v in connect_options.items()}
+    if "known_hosts" in settings and settings["known_hosts"] is None:
+        settings["known_hosts"] = "none"
+    if remote_python is not None:
+        settings["remote_python"] = remote_python
+    return settings

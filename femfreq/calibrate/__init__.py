@@ -34,6 +34,16 @@ from pathlib import Path
 
 import numpy as np
 
+from ..plan import (  # the figures the planner reads live with the planner
+    _VERSION,
+    CALIBRATION_FORMAT,
+    DEFAULT_CALIBRATION,
+    _check,
+    load_calibration,
+    min_chunk_items,
+    min_task_seconds,
+)
+
 __all__ = [
     "DEFAULT_CALIBRATION",
     "CALIBRATION_FORMAT",
@@ -46,23 +56,6 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-CALIBRATION_FORMAT = "femfreq-calibration"
-_VERSION = 1
-
-#: Quick defaults when no calibration was run (a LocalCluster on one machine, measured here).
-DEFAULT_CALIBRATION = {
-    "format": CALIBRATION_FORMAT,
-    "format_version": _VERSION,
-    "source": "default",
-    "task_overhead_s": 0.01,
-    "task_latency_s": 0.01,
-    "tasks_per_s": 200.0,
-    "result_bandwidth_Bps": 2.0e8,
-    "worker_speed": {},
-    "speed_spread": 1.0,
-}
-
-_REQUIRED = ("task_overhead_s", "task_latency_s", "result_bandwidth_Bps")
 
 # fixed probe workload: a block of the reference window, and a dense matmul
 _PROBE_MANDELBROT = (320, 320, 255)
@@ -257,85 +250,6 @@ def save_calibration(path, calibration: dict) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(calibration, indent=2, default=_json_default) + "\n")
     return path
-
-
-def _check(calib, where):
-    """Validate the keys the planner needs."""
-    if not isinstance(calib, dict):
-        raise TypeError(f"{where}: a calibration must be a dict (got {type(calib).__name__})")
-    missing = [k for k in _REQUIRED if k not in calib]
-    if missing:
-        raise ValueError(f"{where}: not a calibration (missing {', '.join(missing)})")
-    for k in _REQUIRED:
-        v = calib[k]
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0:
-            raise ValueError(f"{where}: {k} must be a finite number >= 0 (got {v!r})")
-
-
-def load_calibration(path) -> dict:
-    """Read a calibration JSON written by :func:`save_calibration`.
-
-    Raises
-    ------
-    ValueError
-        If the file is not JSON or is not a calibration (missing or bad planner keys).
-    OSError
-        If it cannot be read.
-    """
-    text = Path(path).read_text()
-    try:
-        calib = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"{path}:{exc.lineno}: not a JSON calibration file ({exc.msg})") from None
-    _check(calib, str(path))
-    return calib
-
-
-def min_task_seconds(calibration: dict | None = None, *, max_overhead: float = 0.05) -> float:
-    """Shortest task (seconds) whose dask overhead stays below ``max_overhead`` of its time.
-
-    ``task_overhead_s / max_overhead``, with :data:`DEFAULT_CALIBRATION` when ``calibration``
-    is None.
-
-    Raises
-    ------
-    ValueError
-        If ``max_overhead`` is not in (0, 1].
-    """
-    if not (isinstance(max_overhead, (int, float)) and 0 < max_overhead <= 1):
-        raise ValueError(f"max_overhead must be in (0, 1] (got {max_overhead!r})")
-    calib = DEFAULT_CALIBRATION if calibration is None else calibration
-    _check(calib, "calibration")
-    return float(calib["task_overhead_s"]) / max_overhead
-
-
-def min_chunk_items(seconds_per_item: float, calibration: dict | None = None, *, max_overhead: float = 0.05) -> int:
-    """Fewest items (e.g. frequencies) per task so the dask overhead stays below ``max_overhead``.
-
-    Parameters
-    ----------
-    seconds_per_item : float
-        Compute time of one item on one worker (> 0), e.g. one factor + solve.
-    calibration : dict, optional
-        From :func:`calibrate` / :func:`load_calibration`; default :data:`DEFAULT_CALIBRATION`.
-    max_overhead : float
-        Acceptable overhead as a fraction of the task time.
-
-    Returns
-    -------
-    int
-        ``ceil(min_task_seconds / seconds_per_item)``, at least 1.
-
-    Raises
-    ------
-    ValueError
-        If ``seconds_per_item`` is not a positive finite number.
-    """
-    if isinstance(seconds_per_item, bool) or not isinstance(seconds_per_item, (int, float)) or not (
-        math.isfinite(seconds_per_item) and seconds_per_item > 0
-    ):
-        raise ValueError(f"seconds_per_item must be a positive number (got {seconds_per_item!r})")
-    return max(1, math.ceil(min_task_seconds(calibration, max_overhead=max_overhead) / seconds_per_item))
 
 
 from .mandelbrot import mandelbrot_block, mandelbrot_numpy, mandelbrot_on_dask  # noqa: E402

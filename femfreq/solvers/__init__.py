@@ -27,4 +27,15 @@ __all__ = [
     "get_solver",
     "resolve_solver_name",
     "solve_certified",
+    "clear_caches",
 ]
+
+
+def clear_caches() -> None:
+    """Free every factorization this process keeps (direct solvers and the fast sweep's)."""
+    clear_cache()
+    import sys
+
+    fast = sys.modules.get(__name__ + ".fast")  # loaded only if a fast sweep ran here
+    if fast is not None:
+        fast.free_factor_cache()

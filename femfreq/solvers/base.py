@@ -18,6 +18,8 @@ from collections import OrderedDict
 
 import numpy as np
 
+from ..errors import SingularMatrixError, SolverUnavailableError
+
 __all__ = [
     "DirectSolver",
     "SingularMatrixError",
@@ -35,25 +37,6 @@ logger = logging.getLogger(__name__)
 CACHE_SIZE = 2
 
 
-class SingularMatrixError(ValueError):
-    """``A(omega)`` is singular (to working precision) at a frequency.
-
-    Attributes
-    ----------
-    omega : float
-        Angular frequency (rad/s) of the failed solve.
-    freq_hz : float
-        The same in Hz.
-    """
-
-    def __init__(self, message: str, omega: float):
-        super().__init__(message)
-        self.omega = float(omega)
-        self.freq_hz = self.omega / (2 * math.pi)
-
-
-class SolverUnavailableError(ValueError):
-    """A solver backend was asked for explicitly but cannot run here."""
 
 
 def _check_system(system):

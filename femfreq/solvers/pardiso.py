@@ -28,7 +28,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .base import DirectSolver, SingularMatrixError, SolverUnavailableError, _describe, is_symmetric
+from ..errors import PardisoError, SingularMatrixError, SolverUnavailableError
+from .base import DirectSolver, _describe, is_symmetric
 
 __all__ = ["PardisoError", "PardisoSolver", "pardiso_available", "mkl_memory_bytes"]
 
@@ -53,19 +54,6 @@ _ERRORS = {
 }
 
 
-
-class PardisoError(RuntimeError):
-    """PARDISO returned an error code (other than a singular matrix).
-
-    Attributes
-    ----------
-    code : int
-        PARDISO's ``error`` output (see the MKL reference).
-    """
-
-    def __init__(self, message: str, code: int):
-        super().__init__(message)
-        self.code = int(code)
 
 
 _ORDERINGS = {"amd": 0, "metis": 2, "parallel-metis": 3, "pymetis": 2}

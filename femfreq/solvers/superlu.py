@@ -13,7 +13,8 @@ import numpy as np
 import scipy.sparse as sp
 from scipy.sparse.linalg import splu
 
-from .base import DirectSolver, SingularMatrixError, _describe
+from ..errors import SingularMatrixError
+from .base import DirectSolver, _describe
 
 __all__ = ["SuperLUSolver"]
 

@@ -48,8 +48,9 @@ import scipy.linalg as sla
 import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 
-from ..system import System
-from .base import SingularMatrixError, get_solver
+from ...system import System
+from ...errors import SingularMatrixError
+from ..base import get_solver
 
 __all__ = ["BandResult", "band_chunks", "count_modes", "free_factor_cache", "mode_weights", "solve_band"]
 
@@ -388,7 +389,7 @@ def mode_weights(system, freqs_hz, *, counts=True, factor="auto"):
     """Relative fast-sweep cost of each frequency: the modes per grid step, ``dN/df * df``.
 
     ``N(f) ~ f^p`` with ``p`` from two Sturm counts (see :func:`band_chunks`). Pass the
-    result as ``weights`` to :func:`femfreq.cluster.plan_chunks`.
+    result as ``weights`` to :func:`femfreq.execute.plan_chunks`.
 
     Parameters
     ----------

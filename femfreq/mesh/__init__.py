@@ -33,6 +33,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..errors import ReadError
+
 __all__ = [
     "ReadError",
     "Poly",
@@ -52,22 +54,6 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-
-class ReadError(ValueError):
-    """A mesh or geometry file is malformed; the message reads ``"path:line: what"``.
-
-    Attributes
-    ----------
-    path : str
-        The file.
-    line : int
-        1-based line number (0 when the problem is not tied to one line).
-    """
-
-    def __init__(self, path, line, message):
-        self.path = str(path)
-        self.line = int(line)
-        super().__init__(f"{path}:{line}: {message}")
 
 
 # --------------------------------------------------------------------------- data

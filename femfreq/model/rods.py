@@ -127,7 +127,7 @@ def element_stiffness(p1, p2, E, A) -> np.ndarray:
 
     Examples
     --------
-    >>> from femfreq.rods import element_stiffness
+    >>> from femfreq.model.rods import element_stiffness
     >>> element_stiffness([0, 0], [3, 4], E=5.0, A=1.0)[0].round(12)  # E A / L = 1, c = 0.6, s = 0.8
     array([ 0.36,  0.48, -0.36, -0.48])
     """
@@ -256,7 +256,7 @@ def stiffness(points, edges, E, A) -> sp.csr_matrix:
     Examples
     --------
     >>> import numpy as np
-    >>> from femfreq.rods import stiffness
+    >>> from femfreq.model.rods import stiffness
     >>> K = stiffness([[0, 0], [1, 0], [1, 1]], [[0, 1], [1, 2]], E=1.0, A=1.0)
     >>> K.shape
     (6, 6)

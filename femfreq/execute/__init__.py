@@ -11,7 +11,7 @@ The sweep is embarrassingly parallel over frequencies. This module opens a
 and runs the sweep on it (:func:`run_on_dask`): the :class:`~femfreq.system.System`
 (K, C, M, b) goes to every worker once, chunks of frequencies are submitted as
 small tasks and the :class:`~femfreq.sweep.ChunkResult` of each comes back as it
-completes. :func:`plan_chunks` splits the sweep into chunks.
+completes; :mod:`femfreq.plan` splits the sweep into chunks.
 
 See ``docs/cluster.md`` for the pitfalls this module avoids (replicas dropped by
 the Active Memory Manager, scattered data lost with a worker, open ``dask-ssh``
@@ -32,13 +32,15 @@ from pathlib import Path
 
 import numpy as np
 
+from .. import _validate as v
+from ..errors import ClusterError
+
 __all__ = [
     "KEEP_REPLICAS_CONFIG",
     "ClusterError",
     "dashboard_link",
     "make_security",
     "open_client",
-    "plan_chunks",
     "read_hostfile",
     "run_on_dask",
 ]
@@ -60,127 +62,7 @@ _JOBQUEUE_CLASSES = {
 }
 
 
-class ClusterError(RuntimeError):
-    """The dask cluster went away (scheduler dead, client disconnected) or cannot be used."""
 
-
-# -- planning ---------------------------------------------------------------------------
-def plan_chunks(
-    n_freqs: int,
-    n_workers: int,
-    *,
-    method: str = "direct",
-    seconds_per_freq: float | None = None,
-    target_task_seconds: float = 10.0,
-    min_task_seconds: float = 0.2,
-    chunks_per_worker: int | None = None,
-    weights=None,
-) -> list[np.ndarray]:
-    """Split a sweep into chunks of contiguous frequencies for dynamic scheduling.
-
-    There are many more chunks than workers (at least ``chunks_per_worker`` per
-    worker when there are enough frequencies), so a slow worker or a costly chunk
-    does not hold the sweep, and each chunk is long enough for dask's per-task
-    overhead (a few ms) to stay a few percent.
-
-    Parameters
-    ----------
-    n_freqs : int
-        Number of frequencies to solve (>= 0).
-    n_workers : int
-        Number of workers (>= 1).
-    method : {"direct", "fast"}
-        ``"fast"`` (reduced-order sub-bands): at least 16 frequencies and 8 chunks
-        per worker by default (bands of ~15..40 modes are cheapest with light
-        damping, see docs/fast_sweep.md); ``"direct"`` 8 per worker.
-    seconds_per_freq : float, optional
-        Estimated cost of one frequency. With it, chunks aim at
-        ``target_task_seconds`` each but never below ``min_task_seconds``.
-    target_task_seconds : float
-        Preferred chunk duration when ``seconds_per_freq`` is known.
-    min_task_seconds : float
-        Shortest chunk worth a task (dask's overhead is ~1-10 ms per task).
-    chunks_per_worker : int, optional
-        Minimum number of chunks per worker (balance and progress granularity).
-    weights : (n_freqs,) array_like, optional
-        Relative cost of each position (e.g. the mode density for ``"fast"``:
-        :func:`femfreq.solvers.fast.mode_weights`). The chunk boundaries then
-        split the cumulative weight evenly (same number of chunks), in the same
-        order as below.
-
-    Returns
-    -------
-    list of (k_i,) int64 arrays
-        Positions ``0..n_freqs-1``; each chunk is a contiguous block and together
-        they cover every position once. The order interleaves the two ends of the
-        band (last, first, second last, second, ...) so that costly high-frequency
-        chunks do not all come last.
-
-    Raises
-    ------
-    ValueError
-        Negative ``n_freqs``, ``n_workers < 1``, a non-positive time, or an unknown method.
-
-    Examples
-    --------
-    >>> from femfreq.cluster import plan_chunks
-    >>> [c.tolist() for c in plan_chunks(6, 1, chunks_per_worker=3)]
-    [[4, 5], [0, 1], [2, 3]]
-    """
-    if method not in ("direct", "fast"):
-        raise ValueError(f"unknown method {method!r}; pick one of ['direct', 'fast']")
-    n_freqs = _as_int("n_freqs", n_freqs, minimum=0)
-    n_workers = _as_int("n_workers", n_workers, minimum=1)
-    if chunks_per_worker is None:
-        chunks_per_worker = 8
-    chunks_per_worker = _as_int("chunks_per_worker", chunks_per_worker, minimum=1)
-    for name, value in (("target_task_seconds", target_task_seconds), ("min_task_seconds", min_task_seconds)):
-        if not (np.isfinite(value) and value > 0):
-            raise ValueError(f"{name} must be a positive number of seconds (got {value!r})")
-    if seconds_per_freq is not None and not (np.isfinite(seconds_per_freq) and seconds_per_freq > 0):
-        raise ValueError(f"seconds_per_freq must be a positive number (got {seconds_per_freq!r})")
-    if weights is not None:
-        weights = np.asarray(weights, dtype=float)
-        if weights.shape != (n_freqs,) or not np.all(np.isfinite(weights)) or np.any(weights < 0):
-            raise ValueError(f"weights must be {n_freqs} non-negative finite numbers "
-                             f"(got shape {weights.shape})")
-    if n_freqs == 0:
-        return []
-    # balance: at least chunks_per_worker chunks per worker
-    size = n_freqs / (n_workers * chunks_per_worker)
-    min_size = 16 if method == "fast" else 1
-    if seconds_per_freq is not None:
-        size = min(size, target_task_seconds / seconds_per_freq)
-        # overhead: no chunk shorter than min_task_seconds
-        min_size = max(min_size, math.ceil(min_task_seconds / seconds_per_freq))
-    size = int(min(n_freqs, max(min_size, math.floor(size), 1)))
-    n_chunks = max(1, n_freqs // size)  # floor: no chunk shorter than size
-    blocks = np.array_split(np.arange(n_freqs, dtype=np.int64), n_chunks)
-    if weights is not None and n_chunks > 1 and weights.sum() > 0:
-        # equal cumulative weight (plus a 1 % share per position so zero-weight runs stay finite)
-        cum = np.cumsum(weights / weights.sum() + 0.01 / n_freqs)
-        edges = np.searchsorted(cum, cum[-1] * np.arange(1, n_chunks) / n_chunks, side="right")
-        edges = np.clip(edges, 1, n_freqs - 1)
-        blocks = [b for b in np.split(np.arange(n_freqs, dtype=np.int64), np.unique(edges)) if b.size]
-        n_chunks = len(blocks)
-    # both ends first: the top (densest modes, or latest) and the bottom (widest band of a
-    # fast sweep, and the quasi-static basis) cost most, and a costly chunk submitted
-    # last leaves the other workers idle (level 7, g = 0.02: a 29 s tail of one 223 s)
-    order = np.empty(n_chunks, dtype=np.int64)
-    order[0::2] = np.arange(n_chunks - 1, n_chunks - 1 - (n_chunks + 1) // 2, -1)
-    order[1::2] = np.arange(n_chunks // 2)
-    return [blocks[i] for i in order]
-
-
-def _as_int(name, value, *, minimum):
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{name} must be an integer (got {value!r})")
-    if value < minimum:
-        raise ValueError(f"{name} must be >= {minimum} (got {value})")
-    return int(value)
-
-
-# -- host files and security ------------------------------------------------------------
 def read_hostfile(path) -> list[str]:
     """Hosts listed in a host file, one per line.
 
@@ -449,16 +331,33 @@ def open_client(
 
     Examples
     --------
-    >>> from femfreq.cluster import open_client
+    >>> from femfreq.execute import open_client
     >>> with open_client("local", n_workers=2) as client:  # doctest: +SKIP
     ...     print(client)
     """
     from distributed import Client
     from distributed.deploy import Cluster
 
+    from ..options import SSH, JobQueue, Local, Scheduler
+
+    if isinstance(cluster, Local):
+        n_workers, threads_per_worker, dashboard = cluster.n_workers, cluster.threads_per_worker, cluster.dashboard
+        scheduler_port, host, timeout, cluster = cluster.scheduler_port, cluster.host, cluster.timeout, "local"
+    elif isinstance(cluster, Scheduler):
+        n_workers, security, timeout, cluster = cluster.n_workers, cluster.security, cluster.timeout, cluster.address
+    elif isinstance(cluster, SSH):
+        hostfile, connect_options, remote_python = cluster.hostfile, cluster.connect_options, cluster.remote_python
+        security = None if cluster.tls else False
+        threads_per_worker, scheduler_port, dashboard = (cluster.threads_per_worker, cluster.scheduler_port,
+                                                         cluster.dashboard)
+        timeout, cluster = cluster.timeout, "local"
+    elif isinstance(cluster, JobQueue):
+        jobqueue, n_workers, threads_per_worker = cluster.kind, cluster.n_workers, cluster.threads_per_worker
+        jobqueue_options, security, dashboard = dict(cluster.options), cluster.security, cluster.dashboard
+        timeout, cluster = cluster.timeout, "local"
     if n_workers is not None:
-        n_workers = _as_int("n_workers", n_workers, minimum=0 if jobqueue else 1)
-    threads_per_worker = _as_int("threads_per_worker", threads_per_worker, minimum=1)
+        n_workers = v.as_int("n_workers", n_workers, minimum=0 if jobqueue else 1)
+    threads_per_worker = v.as_int("threads_per_worker", threads_per_worker, minimum=1)
     if hostfile is not None and jobqueue is not None:
         raise ValueError("give either hostfile or jobqueue, not both")
     if (hostfile is not None or jobqueue is not None) and cluster not in ("local", None):
@@ -624,7 +523,7 @@ def _drain_remote_output(cluster) -> None:
     ``SSHCluster`` reads their stderr only until the start-up line. Unread output piles
     up in the SSH channel; once its window (2 MiB) and the remote pipe are full, the
     remote scheduler or worker blocks in its next log write, i.e. freezes. Lines go to
-    the ``femfreq.cluster.remote`` logger at DEBUG (shown with ``femfreq -vv``).
+    the ``femfreq.execute.remote`` logger at DEBUG (shown with ``femfreq -vv``).
     """
     remote = logging.getLogger(f"{__name__}.remote")
 
@@ -749,7 +648,7 @@ def _ssh_client(hostfile, *, security, threads_per_worker, scheduler_port, dashb
                 worker_options=worker_options,
                 scheduler_options=scheduler_options,
                 # run through our entry point so that they exit with their SSH session
-                remote_python=f"{remote_python or sys.executable} -m femfreq.cluster",
+                remote_python=f"{remote_python or sys.executable} -m femfreq.execute",
                 security=security or None,
             )
         except Exception as exc:  # asyncssh and dask raise many kinds; name the file
@@ -900,7 +799,7 @@ def _nbytes(obj) -> int:
 
 
 def _default_chunk_function():
-    from .sweep import solve_chunk
+    from .task import solve_chunk
 
     return solve_chunk
 
@@ -910,9 +809,7 @@ def run_on_dask(
     system,
     tasks,
     *,
-    method: str = "direct",
-    solver: str = "auto",
-    options: dict | None = None,
+    method="direct",
     retries: int = 1,
     max_resubmits: int = 3,
     timeout: float = 60.0,
@@ -936,12 +833,12 @@ def run_on_dask(
     system : System
         The structure; :attr:`System.token` keys the workers' solver caches.
     tasks : sequence of (index (k,) int64, freqs_hz (k,) float, load (k,) complex), or callable
-        The chunks, in submission order (see :func:`plan_chunks`). A callable
+        The chunks, in submission order (see :func:`femfreq.plan.plan_chunks`). A callable
         ``tasks(system_future)`` is called once the System is on the workers and
         returns them: planning can then run its own tasks on the scattered System
         (e.g. :func:`femfreq.solvers.fast.mode_weights`).
-    method, solver, options
-        Passed to the chunk function (:func:`femfreq.sweep.solve_chunk`).
+    method : Direct, Fast or str
+        Passed to the chunk function (:func:`femfreq.execute.task.solve_chunk`).
     retries : int
         Reruns of a chunk whose function raised (dask's ``retries``).
     max_resubmits : int
@@ -949,8 +846,8 @@ def run_on_dask(
     timeout : float
         Seconds to wait for workers (at start and after losing all of them).
     function : callable, optional
-        The chunk function, ``function(system, index, freqs_hz, load, *, method,
-        solver, options)``; default :func:`femfreq.sweep.solve_chunk`. Module level
+        The chunk function, ``function(system, index, freqs_hz, load, method)``;
+        default :func:`femfreq.execute.task.solve_chunk`. Module level
         (importable by the workers).
     stats : dict, optional
         Filled with ``scatter_seconds``, ``scatter_bytes``, ``n_tasks``, ``resubmitted``,
@@ -973,7 +870,6 @@ def run_on_dask(
     from distributed import as_completed
 
     fn = function or _default_chunk_function()
-    options = dict(options or {})
     stats = stats if stats is not None else {}
     plan = tasks if callable(tasks) else None
     tasks = [] if plan is not None else list(tasks)
@@ -995,9 +891,7 @@ def run_on_dask(
             np.asarray(index, dtype=np.int64),
             np.asarray(freqs, dtype=np.float64),
             np.asarray(load, dtype=np.complex128),
-            method=method,
-            solver=solver,
-            options=options,
+            method,
             pure=False,
             retries=retries,
             key=f"femfreq-chunk-{run_id}-{i}-{attempts[i]}",
@@ -1110,7 +1004,7 @@ def _remote_main(argv: list[str]) -> None:
         os.killpg(os.getpgrp(), signal.SIGKILL)
 
     if len(argv) < 2 or argv[0] != "-m":
-        raise SystemExit("usage: python -m femfreq.cluster -m MODULE [ARGS...]")
+        raise SystemExit("usage: python -m femfreq.execute -m MODULE [ARGS...]")
     threading.Thread(target=watch_stdin, name="femfreq-ssh-watch", daemon=True).start()
     sys.argv = [argv[1], *argv[2:]]
     runpy.run_module(argv[1], run_name="__main__", alter_sys=True)

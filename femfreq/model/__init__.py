@@ -3,7 +3,7 @@
 A :class:`Model` holds a planar rod structure on the *full* DOF (node ``i`` has
 DOF ``2 i`` for x and ``2 i + 1`` for y) together with the fixed DOF, the load
 vector and the output DOF. :meth:`Model.matrices` assembles ``K`` and ``M`` with
-:mod:`femfreq.rods`, eliminates the fixed DOF and forms ``C = alpha M + beta K``;
+:mod:`femfreq.model.rods`, eliminates the fixed DOF and forms ``C = alpha M + beta K``;
 :meth:`Model.system` wraps them in a :class:`femfreq.system.System`.
 
 :func:`load_model` reads the TOML model format of ``docs/architecture.md`` (or a
@@ -25,8 +25,8 @@ import numpy as np
 import scipy.sparse as sp
 
 from . import rods
-from .mesh import ReadError
-from .system import System
+from ..errors import ReadError
+from ..system import System
 
 __all__ = [
     "Damping",
@@ -561,7 +561,7 @@ class Model:
         if h is None:
             return None, None, None
         if h.is_builtin:
-            from .spectra import pyroshock
+            from ..spectra import pyroshock
 
             return pyroshock(dt=h.dt, n=h.n_fft), h.dt, h.n_fft
         return h.history, h.dt, h.n_fft
@@ -751,10 +751,10 @@ def models_dir() -> Path:
     pathlib.Path
         The folder; it may not exist if femfreq was installed without its data.
     """
-    packaged = importlib.resources.files(__package__) / "models"
+    packaged = importlib.resources.files("femfreq") / "models"
     if isinstance(packaged, Path) and packaged.is_dir():  # not a zipped install
         return packaged
-    return Path(__file__).resolve().parents[1] / "models"
+    return Path(__file__).resolve().parents[2] / "models"
 
 
 def shipped_models() -> list[str]:
@@ -1057,7 +1057,7 @@ def _build_mesh(f: _File, base: Path, mesh: dict, level):
         extra = 2 * np.arange(n + 1, dtype=np.int64) + transverse
         return points, edges, extra, {"mesh": "line", "level": level, "n_rods": n}, None
 
-    from . import mesh as meshmod
+    from .. import mesh as meshmod
 
     if kind == "node":
         node = base / mesh["node"]

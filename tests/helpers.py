@@ -1,6 +1,7 @@
-"""Tiny fixture models shared by the tests: one rod, a two-bar truss, spring-mass chains.
+"""Shared test helpers: tiny fixture models (one rod, a two-bar truss, spring-mass chains),
+a grid-of-springs System, and the check that chunk results cover a sweep once.
 
-Import with ``from models import ...`` (pytest puts ``tests/`` on ``sys.path``).
+Import with ``from helpers import ...`` (pytest puts ``tests/`` on ``sys.path``).
 Every builder returns a :class:`femfreq.model.Model`; the spring-mass chains also
 document the equivalent discrete springs and masses for closed-form references.
 """
@@ -8,8 +9,10 @@ document the equivalent discrete springs and masses for closed-form references.
 from __future__ import annotations
 
 import numpy as np
+import scipy.sparse as sp
 
 from femfreq.model import Damping, Model
+from femfreq.system import System
 
 
 def one_rod(*, E=2.0, rho=3.0, area=0.5, length=4.0, angle=0.0, lumped=True, damping=None) -> Model:
@@ -125,3 +128,24 @@ def straight_rod(n_rods, *, length=1.0, E=1.0, rho=1.0, area=1.0, lumped=True) -
         points=points, edges=edges, E=E, rho=rho, area=area, lumped=lumped, fixed_dofs=fixed, b_full=b,
         output_dofs_full=[2 * n_rods], name=f"rod-{n_rods}",
     )
+
+
+def grid_system(m=10, g=0.01, seed=0):
+    """A 2-D grid of springs (5-point Laplacian), lumped unit masses, C = 0.004 K."""
+    T = sp.diags([2.0] * m) - sp.diags([1.0] * (m - 1), 1) - sp.diags([1.0] * (m - 1), -1)
+    eye = sp.eye(m)
+    K = 1.0e4 * (sp.kron(T, eye) + sp.kron(eye, T))
+    n = m * m
+    rng = np.random.default_rng(seed)
+    return System(K=K, C=0.004 * K, M=sp.eye(n), b=rng.standard_normal(n), g=g,
+                  output_dofs=[0, n // 3, n - 1])
+
+
+def assemble(results, n_freqs, n_out):
+    out = np.full((n_freqs, n_out), np.nan + 0j)
+    seen = np.zeros(n_freqs, dtype=int)
+    for r in results:
+        out[r.index] = r.response
+        seen[r.index] += 1
+    np.testing.assert_array_equal(seen, 1)  # every frequency exactly once
+    return out

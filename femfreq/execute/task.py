@@ -1,0 +1,155 @@
+"""The unit of work of a sweep: one chunk of frequencies, solved where the System is.
+
+:func:`solve_chunk` is what a dask worker runs (with the scattered
+:class:`~femfreq.system.System`) and what the serial runner calls in this process.
+Its options are one frozen method object (:class:`~femfreq.options.Direct` or
+:class:`~femfreq.options.Fast`) that travels to the workers unchanged; it returns
+a :class:`ChunkResult` holding only the output DOF.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..codes import Method
+from ..errors import SingularMatrixError
+from ..options import Direct, Fast, as_method
+
+__all__ = ["ChunkResult", "solve_chunk"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ChunkResult:
+    """What one chunk of the sweep returns: the output DOF only.
+
+    Attributes
+    ----------
+    index : (k,) int64
+        Positions of the chunk's frequencies in the sweep.
+    response : (k, n_out) complex128
+        Response at the output DOF.
+    rel_residual, backward_error : (k,) float64
+        ``||A x - P b|| / ||P b||`` and ``||A x - P b|| / (||A||_F ||x|| + ||P b||)``.
+    method : (k,) int8
+        :class:`~femfreq.codes.Method` code of each frequency.
+    worker : str
+        Where it ran (dask worker address or host:pid).
+    t_start, t_end : float
+        Wall-clock start and end (epoch seconds).
+    info : dict
+        Method details (basis size, fallbacks, ...), small.
+    """
+
+    index: np.ndarray
+    response: np.ndarray
+    rel_residual: np.ndarray
+    backward_error: np.ndarray
+    method: np.ndarray
+    worker: str
+    t_start: float
+    t_end: float
+    info: dict | None = None
+
+
+def _worker_name() -> str:
+    try:
+        from distributed import get_worker
+
+        return get_worker().address
+    except (ImportError, ValueError):
+        return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def solve_chunk(system, index, freqs_hz, load, method: Direct | Fast | str = "direct") -> ChunkResult:
+    """Solve one chunk of frequencies and keep the output DOF.
+
+    Parameters
+    ----------
+    system : System
+        The structure (on a dask worker: the scattered copy).
+    index : (k,) int array
+        Positions of these frequencies in the whole sweep.
+    freqs_hz : (k,) float array
+        Frequencies in Hz.
+    load : (k,) complex array
+        Load spectrum ``P(omega)`` at these frequencies.
+    method : Direct, Fast or {"direct", "fast"}
+        A sparse direct solve at every frequency, or the certified reduced-order
+        sweep over the chunk's band (:func:`femfreq.solvers.fast.solve_band`), with
+        their options.
+
+    Returns
+    -------
+    ChunkResult
+
+    Raises
+    ------
+    femfreq.errors.SingularMatrixError
+        A singular frequency, unless the method's ``skip_singular`` is set.
+    """
+    t_start = time.time()
+    method = as_method(method)
+    index = np.asarray(index, dtype=np.int64)
+    freqs_hz = np.asarray(freqs_hz, dtype=np.float64)
+    load = np.asarray(load, dtype=np.complex128)
+    k = index.size
+    if not (freqs_hz.shape == load.shape == (k,)):
+        raise ValueError(
+            f"index, freqs_hz and load must have the same length (got {k}, {freqs_hz.size}, {load.size})"
+        )
+    if isinstance(method, Fast):
+        from ..solvers.fast import solve_band
+
+        band = solve_band(system, freqs_hz, load, **method.band_kwargs)
+        response, rel, bwd = band.response, band.rel_residual, band.backward_error
+        codes, info = band.method, dict(band.info or {})
+    else:
+        response, rel, bwd, codes, info = _direct(system, freqs_hz, load, method)
+    return ChunkResult(
+        index=index,
+        response=np.asarray(response, dtype=np.complex128),
+        rel_residual=np.asarray(rel, dtype=np.float64),
+        backward_error=np.asarray(bwd, dtype=np.float64),
+        method=np.asarray(codes, dtype=np.int8),
+        worker=_worker_name(),
+        t_start=t_start,
+        t_end=time.time(),
+        info=info,
+    )
+
+
+def _direct(system, freqs_hz, load, method: Direct):
+    """A certified direct solve per frequency: (response, rel, bwd, codes, info)."""
+    from ..solvers import get_solver, solve_certified
+
+    k = freqs_hz.size
+    response = np.zeros((k, system.output_dofs.size), dtype=np.complex128)
+    rel = np.zeros(k)
+    bwd = np.zeros(k)
+    codes = np.full(k, Method.DIRECT, dtype=np.int8)
+    direct = get_solver(system, method.solver, **method.solver_kwargs)
+    for j in range(k):
+        if load[j] == 0:
+            continue  # x = 0 exactly: nothing to factor
+        omega = 2.0 * np.pi * freqs_hz[j]
+        try:
+            x, rel[j], bwd[j] = solve_certified(direct, system, omega, load[j], tol=method.tol,
+                                                refine=method.refine)
+        except SingularMatrixError as exc:
+            if not method.skip_singular:
+                raise
+            log.warning("skipping %.6g Hz: %s", freqs_hz[j], exc)
+            response[j] = np.nan
+            rel[j] = bwd[j] = np.nan
+            codes[j] = Method.SKIPPED
+            continue
+        response[j] = x[system.output_dofs]
+    return response, rel, bwd, codes, {"solver": getattr(direct, "name", type(direct).__name__)}
