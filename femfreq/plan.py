@@ -304,7 +304,12 @@ def plan_sweep(system, freqs_hz, n_workers, method, *, calibration=None, weights
         if serial:
             kw["chunks_per_worker"] = max(1, math.ceil(n / 8))
     elif weights is not None:
+        # light damping: the cost of a sub-band grows faster than its mode count (the basis
+        # holds its modes, and each certification pass touches all of it), so the sweep
+        # wants many narrow sub-bands whatever the number of workers: at least 16 in all
+        # (benchmarks/bench_serial_fast.py: 8 serial bands took 1.4x the time of 16)
         kw["weights"] = weights
+        kw["chunks_per_worker"] = max(8, math.ceil(16 / v.as_int("n_workers", n_workers, minimum=1)))
     else:
         kw["chunks_per_worker"] = 1
     chunks = plan_chunks(n, n_workers, method=name, **kw)
