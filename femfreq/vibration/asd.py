@@ -175,6 +175,9 @@ class ASD:
         fb, wb = self.freqs_hz, self.values
         i = np.clip(np.searchsorted(fb, f[inside], side="right") - 1, 0, fb.size - 2)
         out[inside] = wb[i] * (f[inside] / fb[i]) ** self.exponents[i]
+        j = np.minimum(np.searchsorted(fb, f), fb.size - 1)
+        hit = fb[j] == f
+        out[hit] = wb[j[hit]]
         return out
 
     def scaled(self, db: float) -> "ASD":
@@ -197,6 +200,8 @@ def as_asd(value, name: str = "asd") -> ASD:
             return ASD.from_csv(value)
         return ASD.parse(value)
     try:
+        if np.ndim(value) == 0:
+            raise TypeError
         return ASD(value)
     except TypeError:
         raise TypeError(f"{name} must be an ASD, a 'f:W,...' string, a CSV path or (frequency, value) "
