@@ -29,7 +29,7 @@ import numpy as np
 
 from .._validate import as_float, as_int, frequencies, one_of
 
-__all__ = ["ShockSpectrum", "shock_response_spectrum", "octave_frequencies"]
+__all__ = ["ShockSpectrum", "shock_response_spectrum", "octave_frequencies", "smallwood_coefficients"]
 
 _KINDS = ("maximax", "positive", "negative")
 
