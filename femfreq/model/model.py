@@ -8,7 +8,6 @@ wraps them in a :class:`femfreq.system.System`. :class:`Damping` and
 
 from __future__ import annotations
 
-import math
 import warnings
 from dataclasses import dataclass, field
 
@@ -16,6 +15,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from . import rods
+from .. import _validate as v
 from ..system import System
 
 __all__ = ["Damping", "LoadHistory", "Model"]
@@ -39,14 +39,7 @@ class Damping:
 
     def __post_init__(self):
         for name in ("alpha", "beta", "g"):
-            value = getattr(self, name)
-            try:
-                v = float(value)
-            except (TypeError, ValueError):
-                raise TypeError(f"damping {name} must be a number (got {value!r})") from None
-            if not (math.isfinite(v) and v >= 0):
-                raise ValueError(f"damping {name} must be finite and >= 0 (got {value})")
-            object.__setattr__(self, name, v)
+            object.__setattr__(self, name, v.as_float(f"damping {name}", getattr(self, name), nonneg=True))
 
 
 # --------------------------------------------------------------------------- load history
@@ -78,17 +71,9 @@ class LoadHistory:
     def __post_init__(self):
         if not isinstance(self.history, str) or not self.history:
             raise TypeError(f"history must be 'pyroshock' or a file path (got {self.history!r})")
-        dt = float(self.dt)
-        if not (math.isfinite(dt) and dt > 0):
-            raise ValueError(f"dt must be positive and finite (got {self.dt})")
-        if isinstance(self.n_fft, bool) or int(self.n_fft) != self.n_fft or int(self.n_fft) < 2:
-            raise ValueError(f"n_fft must be an integer >= 2 (got {self.n_fft})")
-        mag = float(self.magnitude)
-        if not math.isfinite(mag):
-            raise ValueError(f"magnitude must be finite (got {self.magnitude})")
-        object.__setattr__(self, "dt", dt)
-        object.__setattr__(self, "n_fft", int(self.n_fft))
-        object.__setattr__(self, "magnitude", mag)
+        object.__setattr__(self, "dt", v.positive_float("dt", self.dt))
+        object.__setattr__(self, "n_fft", v.as_int("n_fft", self.n_fft, minimum=2))
+        object.__setattr__(self, "magnitude", v.as_float("magnitude", self.magnitude))
 
     @property
     def is_builtin(self) -> bool:
@@ -202,7 +187,7 @@ class Model:
         if not isinstance(self.damping, Damping):
             raise TypeError(f"damping must be a Damping (got {self.damping!r})")
 
-        fixed = _dof_array("fixed_dofs", self.fixed_dofs, n_dof, allow_empty=True)
+        fixed = v.index_array("fixed_dofs", self.fixed_dofs, n_dof)
         connected = np.zeros(points.shape[0], dtype=bool)
         connected[edges.ravel()] = True
         if not connected.all():
@@ -240,7 +225,7 @@ class Model:
                 )
             set_(self, "b_full", b)
         if self.output_dofs_full is not None:
-            out = _dof_array("output_dofs_full", self.output_dofs_full, n_dof, allow_empty=False, unique=False)
+            out = v.index_array("output_dofs_full", self.output_dofs_full, n_dof, allow_empty=False)
             on_fixed = out[full_to_free[out] < 0]
             if on_fixed.size:
                 d = int(on_fixed[0])
@@ -498,22 +483,3 @@ class Model:
         for key, value in self.source.items():
             out[f"source_{key}"] = value
         return out
-
-
-def _dof_array(name, value, n_dof, *, allow_empty, unique=True):
-    """Validate an array of full DOF indices."""
-    arr = np.asarray(value)
-    if arr.size == 0:
-        if not allow_empty:
-            raise ValueError(f"{name} must not be empty")
-        return np.empty(0, dtype=np.int64)
-    arr = arr.ravel()
-    if not np.issubdtype(arr.dtype, np.integer):
-        f = np.asarray(arr, dtype=np.float64)
-        if not np.all(np.isfinite(f)) or np.any(np.mod(f, 1) != 0):
-            raise TypeError(f"{name} must be integer DOF indices (got {arr[:5]!r})")
-    arr = arr.astype(np.int64)
-    bad = (arr < 0) | (arr >= n_dof)
-    if bad.any():
-        raise ValueError(f"{name}: DOF {int(arr[bad][0])} is out of range 0..{n_dof - 1}")
-    return np.unique(arr) if unique else arr

@@ -5,9 +5,9 @@ Node ``i`` has the full DOF ``2 i`` (x) and ``2 i + 1`` (y).
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
+
+from .. import _validate as v
 
 __all__ = ["select_nodes", "fixed_dofs_from", "load_vector", "output_dofs_from"]
 
@@ -83,7 +83,7 @@ def select_nodes(points, spec) -> np.ndarray:
     elif kind == "line":
         (x0, y0), (x1, y1) = _spec_numbers(spec, "line", (2, 2))
         scale = max(float(np.abs(points).max()), 1.0)
-        tol = _spec_scalar(spec, "tol", 1e-9 * scale, allow_zero=True)
+        tol = _spec_scalar(spec, "tol", 1e-9 * scale)
         dx, dy = x1 - x0, y1 - y0
         ll = dx * dx + dy * dy
         t = np.zeros_like(x) if ll == 0 else np.clip(((x - x0) * dx + (y - y0) * dy) / ll, 0.0, 1.0)
@@ -96,7 +96,7 @@ def select_nodes(points, spec) -> np.ndarray:
         cx, cy = _spec_numbers(spec, "circle", (2,))
         if "radius" not in spec:
             raise ValueError(f"selection {spec!r}: a circle needs a 'radius'")
-        r = _spec_scalar(spec, "radius", None, allow_zero=True)
+        r = _spec_scalar(spec, "radius", None)
         mask = np.hypot(x - cx, y - cy) <= r
     nodes = np.flatnonzero(mask).astype(np.int64)
     if nodes.size == 0:
@@ -107,17 +107,11 @@ def select_nodes(points, spec) -> np.ndarray:
     return nodes
 
 
-def _spec_scalar(spec, key, default, *, allow_zero=False):
-    """A non-negative (or positive) finite scalar from a selection spec."""
+def _spec_scalar(spec, key, default):
+    """A finite scalar >= 0 from a selection spec (``default`` if the key is absent)."""
     if key not in spec:
         return default
-    try:
-        v = float(spec[key])
-    except (TypeError, ValueError):
-        raise ValueError(f"selection {spec!r}: {key!r} must be a number (got {spec[key]!r})") from None
-    if not math.isfinite(v) or v < 0 or (v == 0 and not allow_zero):
-        raise ValueError(f"selection {spec!r}: {key!r} must be finite and >= 0 (got {spec[key]!r})")
-    return v
+    return v.as_float(f"selection {spec!r}: {key!r}", spec[key], nonneg=True)
 
 
 def _directions(value, what):
@@ -174,9 +168,7 @@ def load_vector(points, select, direction=(0.0, -1.0), magnitude=1.0) -> np.ndar
     d = np.asarray(direction, dtype=np.float64)
     if d.shape != (2,) or not np.all(np.isfinite(d)) or not np.any(d != 0):
         raise ValueError(f"load direction must be two finite numbers, not both zero (got {direction!r})")
-    magnitude = float(magnitude)
-    if not math.isfinite(magnitude):
-        raise ValueError(f"load magnitude must be finite (got {magnitude})")
+    magnitude = v.as_float("load magnitude", magnitude)
     nodes = select_nodes(points, select)
     b = np.zeros(2 * points.shape[0])
     b[2 * nodes] = magnitude * d[0] / np.hypot(*d)

@@ -15,7 +15,9 @@ from pathlib import Path
 
 import numpy as np
 
+from .. import _validate as v
 from ..errors import ReadError
+from ..mesh import mesh_levels, read_poly, read_triangle_mesh
 from .model import Damping, LoadHistory, Model
 from .selectors import fixed_dofs_from, load_vector, output_dofs_from
 
@@ -80,7 +82,7 @@ _OVERRIDES = {
 
 
 class _File:
-    """Error helper bound to one model file and its text."""
+    """One model file: its path and text, to name the line of a key in a ReadError."""
 
     def __init__(self, path, text):
         self.path = path
@@ -101,6 +103,7 @@ class _File:
         return ReadError(self.path, line or 0, msg)
 
     def check_keys(self, table, section):
+        """ReadError on a key of ``table`` that the schema of ``section`` does not know."""
         if not isinstance(table, dict):
             raise self.error(f"[{section}] must be a table (got {table!r})", section.split(".")[-1] or None)
         unknown = set(table) - _SCHEMA[section]
@@ -112,25 +115,29 @@ class _File:
             )
 
     def number(self, table, section, key, default=None, *, positive=False, nonneg=False, integer=False):
+        """``table[key]`` checked by :mod:`femfreq._validate` (``default`` if absent; None: required)."""
         if key not in table:
             if default is None:
                 raise self.error(f"[{section}] needs {key!r}", section)
             return default
-        v = table[key]
-        ok = isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
-        if ok and integer:
-            ok = float(v) == int(v)
-        if ok and positive:
-            ok = v > 0
-        if ok and nonneg:
-            ok = v >= 0
-        if not ok:
-            kind = "a positive" if positive else "a non-negative" if nonneg else "a finite"
-            raise self.error(f"[{section}] {key} must be {kind} {'integer' if integer else 'number'} (got {v!r})", key)
-        return int(v) if integer else float(v)
+        name = f"[{section}] {key}"
+        try:
+            if integer:
+                return v.as_int(name, table[key], minimum=1 if positive else 0 if nonneg else None)
+            return v.as_float(name, table[key], positive=positive, nonneg=nonneg)
+        except (TypeError, ValueError) as exc:
+            raise self.error(str(exc), key) from None
+
+    def call(self, key, func, *args):
+        """``func(*args)``; its ValueError/TypeError becomes a ReadError at the line of ``key``."""
+        try:
+            return func(*args)
+        except (ValueError, TypeError) as exc:
+            raise self.error(str(exc), key) from None
 
 
 def _resolve_model_path(path_or_name) -> Path:
+    """The model file: a path, else a shipped model of that name."""
     p = Path(path_or_name)
     if p.suffix == ".toml" or p.exists() or p.parent != Path("."):
         if not p.is_file():
@@ -169,7 +176,7 @@ def load_model(path_or_name, *, level: int | None = None, **overrides) -> Model:
     FileNotFoundError
         No such file or shipped model.
     ValueError
-        (``femfreq.mesh.ReadError`` for file content) unknown keys, bad values,
+        (:class:`femfreq.errors.ReadError` for file content) unknown keys, bad values,
         selections that select no node, outputs on fixed DOF, a bad level.
     TypeError
         An unknown override.
@@ -184,6 +191,42 @@ def load_model(path_or_name, *, level: int | None = None, **overrides) -> Model:
     DOF only.
     """
     path = _resolve_model_path(path_or_name)
+    f, data = _read(path, overrides)
+    if "mesh" not in data:
+        raise f.error("the model needs a [mesh] section")
+    points, edges, extra_fixed, source, mesh = _build_mesh(f, path.parent, data["mesh"], level)
+    E, rho, area, lumped, damping = _material(f, data, n_dof=2 * points.shape[0])
+    fixed = f.call("constraints", fixed_dofs_from, points, data.get("constraints", []))
+    fixed = np.union1d(fixed, extra_fixed).astype(np.int64)
+    b_full, history = _load(f, data, points, path.parent)
+    output_dofs = _outputs(f, data, points, fixed)
+    name = data.get("name", path.stem)
+    description = data.get("description", "")
+    if not isinstance(name, str) or not isinstance(description, str):
+        raise f.error("name and description must be strings", "name")
+    model = Model(
+        points=points,
+        edges=edges,
+        E=E,
+        rho=rho,
+        area=area,
+        lumped=lumped,
+        damping=damping,
+        fixed_dofs=fixed,
+        b_full=b_full,
+        output_dofs_full=output_dofs,
+        name=name,
+        description=description,
+        history=history,
+        source={"file": str(path), **source},
+        mesh=mesh,
+    )
+    logger.info("model %s: %d nodes, %d rods, %d free DOF", model.name, model.n_nodes, model.n_rods, model.n_free)
+    return model
+
+
+def _read(path: Path, overrides: dict):
+    """The file's tables with the overrides applied, keys checked against the schema -> (_File, data)."""
     text = path.read_text(encoding="utf-8")
     f = _File(path, text)
     try:
@@ -207,15 +250,13 @@ def load_model(path_or_name, *, level: int | None = None, **overrides) -> Model:
         raise f.error("constraints must be an array of tables [[constraints]]", "constraints")
     for c in constraints:
         f.check_keys(c, "constraints")
+        if "select" not in c:
+            raise f.error("each [[constraints]] needs 'select'", "constraints")
+    return f, data
 
-    # -- mesh
-    if "mesh" not in data:
-        raise f.error("the model needs a [mesh] section")
-    points, edges, extra_fixed, source, mesh_obj = _build_mesh(f, path.parent, data["mesh"], level)
-    source = {"file": str(path), **source}
-    n_dof = 2 * points.shape[0]
 
-    # -- material and section
+def _material(f: _File, data: dict, n_dof: int):
+    """(E, rho, area, lumped, Damping) from [material], [section] and [damping]."""
     material = data.get("material", {})
     E = f.number(material, "material", "E", positive=True)
     rho = f.number(material, "material", "rho", positive=True)
@@ -234,77 +275,46 @@ def load_model(path_or_name, *, level: int | None = None, **overrides) -> Model:
         beta=f.number(dmp, "damping", "beta", 0.0, nonneg=True),
         g=f.number(dmp, "damping", "g", 0.0, nonneg=True),
     )
+    return E, rho, area, mass_kind == "lumped", damping
 
-    # -- constraints, load, outputs (selection errors get the file name)
-    def _with_file(func, key, *args):
-        try:
-            return func(*args)
-        except (ValueError, TypeError) as exc:
-            raise f.error(str(exc), key) from None
 
-    for c in constraints:
-        if "select" not in c:
-            raise f.error("each [[constraints]] needs 'select'", "constraints")
-    fixed = _with_file(fixed_dofs_from, "constraints", points, constraints)
-    fixed = np.union1d(fixed, extra_fixed).astype(np.int64)
-
-    b_full, history = None, None
-    if "load" in data:
-        load = data["load"]
-        if "select" not in load:
-            raise f.error("[load] needs 'select' (e.g. select = { near = [x, y] })", "load")
-        magnitude = f.number(load, "load", "magnitude", 1.0)
-        b_full = _with_file(
-            load_vector, "load", points, load["select"], load.get("direction", [0.0, -1.0]), magnitude
-        )
-        hist = load.get("history", "pyroshock")
-        if not isinstance(hist, str):
-            raise f.error(f"[load] history must be 'pyroshock' or a file name (got {hist!r})", "history")
-        if hist != "pyroshock":
-            hp = Path(hist)
-            hist = str(hp if hp.is_absolute() else (path.parent / hp).resolve())
-        history = LoadHistory(
-            history=hist,
-            dt=f.number(load, "load", "dt", 5e-4, positive=True),
-            n_fft=f.number(load, "load", "n_fft", 4096, positive=True, integer=True),
-            magnitude=magnitude,
-        )
-    output_dofs = None
-    if "output" in data:
-        out = data["output"]
-        if "select" not in out:
-            raise f.error("[output] needs 'select'", "output")
-        output_dofs = _with_file(output_dofs_from, "output", points, out["select"], out.get("directions", "xy"))
-        bad = np.isin(output_dofs, fixed)
-        if bad.any():
-            d = int(output_dofs[bad][0])
-            raise f.error(
-                f"output DOF {d} (node {d // 2}, {'xy'[d % 2]}) is fixed; outputs must be free DOF", "output"
-            )
-
-    name = data.get("name", path.stem)
-    description = data.get("description", "")
-    if not isinstance(name, str) or not isinstance(description, str):
-        raise f.error("name and description must be strings", "name")
-    model = Model(
-        points=points,
-        edges=edges,
-        E=E,
-        rho=rho,
-        area=area,
-        lumped=mass_kind == "lumped",
-        damping=damping,
-        fixed_dofs=fixed,
-        b_full=b_full,
-        output_dofs_full=output_dofs,
-        name=name,
-        description=description,
-        history=history,
-        source=source,
-        mesh=mesh_obj,
+def _load(f: _File, data: dict, points, base: Path):
+    """(b_full, LoadHistory) from [load], or (None, None) without one; history paths relative to ``base``."""
+    if "load" not in data:
+        return None, None
+    load = data["load"]
+    if "select" not in load:
+        raise f.error("[load] needs 'select' (e.g. select = { near = [x, y] })", "load")
+    magnitude = f.number(load, "load", "magnitude", 1.0)
+    b_full = f.call("load", load_vector, points, load["select"], load.get("direction", [0.0, -1.0]), magnitude)
+    hist = load.get("history", "pyroshock")
+    if not isinstance(hist, str):
+        raise f.error(f"[load] history must be 'pyroshock' or a file name (got {hist!r})", "history")
+    if hist != "pyroshock":
+        hp = Path(hist)
+        hist = str(hp if hp.is_absolute() else (base / hp).resolve())
+    history = LoadHistory(
+        history=hist,
+        dt=f.number(load, "load", "dt", 5e-4, positive=True),
+        n_fft=f.number(load, "load", "n_fft", 4096, positive=True, integer=True),
+        magnitude=magnitude,
     )
-    logger.info("model %s: %d nodes, %d rods, %d free DOF", model.name, model.n_nodes, model.n_rods, model.n_free)
-    return model
+    return b_full, history
+
+
+def _outputs(f: _File, data: dict, points, fixed):
+    """Full output DOF from [output] (None without one); a ReadError if one is fixed."""
+    if "output" not in data:
+        return None
+    out = data["output"]
+    if "select" not in out:
+        raise f.error("[output] needs 'select'", "output")
+    output_dofs = f.call("output", output_dofs_from, points, out["select"], out.get("directions", "xy"))
+    bad = np.isin(output_dofs, fixed)
+    if bad.any():
+        d = int(output_dofs[bad][0])
+        raise f.error(f"output DOF {d} (node {d // 2}, {'xy'[d % 2]}) is fixed; outputs must be free DOF", "output")
+    return output_dofs
 
 
 def _build_mesh(f: _File, base: Path, mesh: dict, level):
@@ -313,37 +323,12 @@ def _build_mesh(f: _File, base: Path, mesh: dict, level):
     if len(kinds) != 1:
         raise f.error("[mesh] needs exactly one of 'poly' (+ levels), 'node' (+ ele) or 'line'", "mesh")
     kind = kinds[0]
-    if level is not None and (isinstance(level, bool) or int(level) != level or level < 1):
-        raise ValueError(f"level must be an integer >= 1 (got {level!r})")
+    if level is not None:
+        level = v.as_int("level", level, minimum=1)
     default_level = f.number(mesh, "mesh", "default_level", 1, positive=True, integer=True)
-    level = default_level if level is None else int(level)
-
+    level = default_level if level is None else level
     if kind == "line":
-        line = mesh["line"]
-        f.check_keys(line, "mesh.line")
-        try:
-            (x0, y0), (x1, y1) = np.asarray([line["start"], line["end"]], dtype=np.float64)
-        except (KeyError, TypeError, ValueError):
-            raise f.error("[mesh] line needs start = [x, y] and end = [x, y]", "line") from None
-        n = f.number(line, "mesh.line", "n", positive=True, integer=True) * 2 ** (level - 1)
-        if x0 == x1 and y0 == y1:
-            raise f.error(f"[mesh] line has zero length (start = end = {[x0, y0]})", "line")
-        if y0 == y1:
-            transverse = 1
-        elif x0 == x1:
-            transverse = 0
-        else:
-            raise f.error(
-                "[mesh] line must be parallel to the x or the y axis (its transverse DOF are fixed)", "line"
-            )
-        t = np.linspace(0.0, 1.0, n + 1)
-        points = np.column_stack([x0 + t * (x1 - x0), y0 + t * (y1 - y0)])
-        edges = np.column_stack([np.arange(n), np.arange(1, n + 1)]).astype(np.int64)
-        extra = 2 * np.arange(n + 1, dtype=np.int64) + transverse
-        return points, edges, extra, {"mesh": "line", "level": level, "n_rods": n}, None
-
-    from .. import mesh as meshmod
-
+        return _line_mesh(f, mesh["line"], level)
     if kind == "node":
         node = base / mesh["node"]
         ele = base / mesh["ele"] if "ele" in mesh else None
@@ -351,7 +336,7 @@ def _build_mesh(f: _File, base: Path, mesh: dict, level):
             raise f.error("[mesh] levels only apply to a poly mesh", "levels")
         if level != 1:
             raise ValueError(f"{f.path}: level {level} does not exist (a node/ele mesh has one level)")
-        m = meshmod.read_triangle_mesh(node, ele)
+        m = read_triangle_mesh(node, ele)
         return m.points, m.edges, np.empty(0, dtype=np.int64), {"mesh": str(node), "level": 1}, m
 
     levels = mesh.get("levels")
@@ -360,12 +345,29 @@ def _build_mesh(f: _File, base: Path, mesh: dict, level):
     if level > len(levels):
         raise ValueError(f"{f.path}: level {level} does not exist (the model has levels 1..{len(levels)})")
     poly_path = base / mesh["poly"]
-    poly = meshmod.read_poly(poly_path)
-    m = meshmod.mesh_levels(poly, levels, level)
-    return (
-        m.points,
-        m.edges,
-        np.empty(0, dtype=np.int64),
-        {"mesh": str(poly_path), "level": level, "switches": " ".join(levels[:level])},
-        m,
-    )
+    m = mesh_levels(read_poly(poly_path), levels, level)
+    source = {"mesh": str(poly_path), "level": level, "switches": " ".join(levels[:level])}
+    return m.points, m.edges, np.empty(0, dtype=np.int64), source, m
+
+
+def _line_mesh(f: _File, line, level):
+    """A ``[mesh] line`` chain of ``n * 2**(level - 1)`` collinear rods; its transverse DOF are fixed."""
+    f.check_keys(line, "mesh.line")
+    try:
+        (x0, y0), (x1, y1) = np.asarray([line["start"], line["end"]], dtype=np.float64)
+    except (KeyError, TypeError, ValueError):
+        raise f.error("[mesh] line needs start = [x, y] and end = [x, y]", "line") from None
+    n = f.number(line, "mesh.line", "n", positive=True, integer=True) * 2 ** (level - 1)
+    if x0 == x1 and y0 == y1:
+        raise f.error(f"[mesh] line has zero length (start = end = {[x0, y0]})", "line")
+    if y0 == y1:
+        transverse = 1
+    elif x0 == x1:
+        transverse = 0
+    else:
+        raise f.error("[mesh] line must be parallel to the x or the y axis (its transverse DOF are fixed)", "line")
+    t = np.linspace(0.0, 1.0, n + 1)
+    points = np.column_stack([x0 + t * (x1 - x0), y0 + t * (y1 - y0)])
+    edges = np.column_stack([np.arange(n), np.arange(1, n + 1)]).astype(np.int64)
+    extra = 2 * np.arange(n + 1, dtype=np.int64) + transverse
+    return points, edges, extra, {"mesh": "line", "level": level, "n_rods": n}, None
