@@ -29,8 +29,8 @@ def _float_array(name, value, ncols, owner):
     return a
 
 
-def _int_array(name, value, shape, owner):
-    """Normalise to a C-contiguous int64 array; integral values only."""
+def _int_array(name, value, shape, owner, *, n_points=None):
+    """Normalise to a C-contiguous int64 array; integral values only, point indices in ``0..n_points-1``."""
     a = np.asarray(value)
     if a.size == 0 and a.ndim != len(shape):
         a = a.reshape((0,) + tuple(shape[1:]))
@@ -43,19 +43,14 @@ def _int_array(name, value, shape, owner):
     if a.ndim != len(shape) or any(s is not None and s != d for s, d in zip(shape, a.shape)):
         want = "(" + ", ".join("n" if s is None else str(s) for s in shape) + ("," if len(shape) == 1 else "") + ")"
         raise ValueError(f"{owner}.{name} must have shape {want} (has shape {a.shape})")
+    if n_points is not None and a.size:
+        bad = ((a < 0) | (a >= n_points)).reshape(len(a), -1).any(axis=1)
+        if bad.any():
+            row = int(np.flatnonzero(bad)[0])
+            raise ValueError(
+                f"{owner}.{name} row {row} = {a[row].tolist()} refers to a point outside 0..{n_points - 1}"
+            )
     return a
-
-
-def _check_indices(name, index, n, owner):
-    """Raise ValueError if any entry of ``index`` is outside ``0..n-1``."""
-    if index.size == 0:
-        return
-    bad = (index < 0) | (index >= n)
-    if bad.any():
-        row = int(np.flatnonzero(bad.reshape(len(index), -1).any(axis=1))[0])
-        raise ValueError(
-            f"{owner}.{name} row {row} = {index[row].tolist()} refers to a point outside 0..{n - 1}"
-        )
 
 
 def _markers(name, value, n, owner):
@@ -119,8 +114,7 @@ class Poly:
         s("vertices", _float_array("vertices", self.vertices, 2, "Poly"))
         n = len(self.vertices)
         seg = np.zeros((0, 2), np.int64) if self.segments is None else self.segments
-        s("segments", _int_array("segments", seg, (None, 2), "Poly"))
-        _check_indices("segments", self.segments, n, "Poly")
+        s("segments", _int_array("segments", seg, (None, 2), "Poly", n_points=n))
         degenerate = self.segments[:, 0] == self.segments[:, 1]
         if degenerate.any():
             row = int(np.flatnonzero(degenerate)[0])
@@ -177,8 +171,7 @@ class Mesh:
         s = lambda name, value: object.__setattr__(self, name, value)  # noqa: E731
         s("points", _float_array("points", self.points, 2, "Mesh"))
         n = len(self.points)
-        s("triangles", _int_array("triangles", self.triangles, (None, 3), "Mesh"))
-        _check_indices("triangles", self.triangles, n, "Mesh")
+        s("triangles", _int_array("triangles", self.triangles, (None, 3), "Mesh", n_points=n))
         t = self.triangles
         repeated = (t[:, 0] == t[:, 1]) | (t[:, 1] == t[:, 2]) | (t[:, 0] == t[:, 2])
         if repeated.any():
@@ -186,8 +179,7 @@ class Mesh:
             raise ValueError(f"Mesh.triangles row {row} = {t[row].tolist()} repeats a node")
         s("point_markers", _markers("point_markers", self.point_markers, n, "Mesh"))
         seg = np.zeros((0, 2), np.int64) if self.segments is None else self.segments
-        s("segments", _int_array("segments", seg, (None, 2), "Mesh"))
-        _check_indices("segments", self.segments, n, "Mesh")
+        s("segments", _int_array("segments", seg, (None, 2), "Mesh", n_points=n))
         s("segment_markers", _markers("segment_markers", self.segment_markers, len(self.segments), "Mesh"))
 
     @property
