@@ -27,6 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
+from . import _validate as v
 from .errors import ReadError
 
 
@@ -92,12 +93,10 @@ def pyroshock(dt=5e-4, n=4096, *, amplitude=1.0, delay=0.005, components=None):
     >>> f.shape, float(abs(f).max())
     ((4096,), 1.0)
     """
-    dt = _positive_float("dt", dt)
-    n = _int_at_least("n", n, 2)
-    amplitude = _positive_float("amplitude", amplitude)
-    delay = float(delay)
-    if not math.isfinite(delay) or delay < 0:
-        raise ValueError(f"delay must be finite and >= 0 (got {delay!r})")
+    dt = v.positive_float("dt", dt)
+    n = v.as_int("n", n, minimum=2)
+    amplitude = v.positive_float("amplitude", amplitude)
+    delay = v.as_float("delay", delay, nonneg=True)
     comps = np.asarray(PYROSHOCK_COMPONENTS if components is None else components, dtype=float)
     if comps.ndim != 2 or comps.shape[1] != 4 or len(comps) == 0:
         raise ValueError(f"components must be rows of (freq_hz, amp, tau_s, phase) (got shape {comps.shape})")
@@ -165,7 +164,7 @@ def read_history(path, *, dt=None):
     if not path.exists():
         raise FileNotFoundError(f"load history file {str(path)!r} does not exist")
     if dt is not None:
-        dt = _positive_float("dt", dt)
+        dt = v.positive_float("dt", dt)
     import h5py
 
     if h5py.is_hdf5(path):
@@ -237,7 +236,7 @@ def _read_history_text(path):
                 )
         elif len(values) != ncol:
             raise ReadError(path, lineno, f"expected {ncol} column(s) like the first data line, found {len(values)}")
-        if not all(math.isfinite(v) for v in values):
+        if not all(math.isfinite(x) for x in values):
             raise ReadError(path, lineno, f"non-finite value in {raw.strip()!r}")
         rows.append(values)
         lines.append(lineno)
@@ -303,7 +302,7 @@ def _read_history_hdf5(path):
     if t is not None:
         t = t.astype(np.float64)
     if file_dt is not None:
-        file_dt = _positive_float(f"{path}: attribute dt", float(np.asarray(file_dt).ravel()[0]))
+        file_dt = v.positive_float(f"{path}: attribute dt", float(np.asarray(file_dt).ravel()[0]))
 
     def where(k):
         return 0, f"/t row {k}: "
@@ -331,8 +330,8 @@ def rfft_freqs(n_fft, dt):
     ValueError
         If ``n_fft < 2`` or ``dt`` is not finite and positive.
     """
-    n_fft = _int_at_least("n_fft", n_fft, 2)
-    dt = _positive_float("dt", dt)
+    n_fft = v.as_int("n_fft", n_fft, minimum=2)
+    dt = v.positive_float("dt", dt)
     return np.fft.rfftfreq(n_fft, dt)
 
 
@@ -353,18 +352,13 @@ def load_spectrum(history, n_fft=None):
 
     Raises
     ------
+    TypeError
+        If the history is not real numbers.
     ValueError
         If the history is not 1-D, has fewer than 2 samples or non-finite values.
     """
-    h = np.asarray(history, dtype=np.float64)
-    if h.ndim != 1:
-        raise ValueError(f"the load history must be 1-D (has shape {h.shape})")
-    if h.size < 2:
-        raise ValueError(f"a load history needs at least 2 samples (has {h.size})")
-    bad = np.flatnonzero(~np.isfinite(h))
-    if bad.size:
-        raise ValueError(f"the load history has a non-finite value {float(h[bad[0]])!r} at index {bad[0]}")
-    n_fft = h.size if n_fft is None else _int_at_least("n_fft", n_fft, 2)
+    h = _samples(history)
+    n_fft = h.size if n_fft is None else v.as_int("n_fft", n_fft, minimum=2)
     if n_fft < h.size:
         dropped = h[n_fft:]
         warnings.warn(
@@ -398,7 +392,7 @@ def to_time(X, n_fft, axis=0):
         If ``X`` does not have ``n_fft // 2 + 1`` bins along ``axis``.
     """
     X = np.asarray(X)
-    n_fft = _int_at_least("n_fft", n_fft, 2)
+    n_fft = v.as_int("n_fft", n_fft, minimum=2)
     if X.ndim == 0:
         raise ValueError("X must have at least one dimension (the frequency axis)")
     n_bins = n_fft // 2 + 1
@@ -425,6 +419,8 @@ def frequency_grid(spec):
 
     Raises
     ------
+    TypeError
+        If the frequencies are not numbers.
     ValueError
         Empty, negative, NaN or infinite frequencies, a malformed range, or
         ``stop < start``; the message quotes the value.
@@ -437,22 +433,11 @@ def frequency_grid(spec):
     array([   1.,   10.,  100., 1000.])
     """
     if isinstance(spec, str):
-        freqs = _parse_grid(spec)
+        freqs = v.frequencies(_parse_grid(spec), f"frequencies {spec!r}")
     else:
-        try:
-            freqs = np.asarray(spec, dtype=np.float64)
-        except (TypeError, ValueError):
-            raise ValueError(f"frequencies must be numbers (got {spec!r})") from None
-        freqs = np.atleast_1d(freqs)
-        if freqs.ndim != 1:
-            raise ValueError(f"frequencies must be a 1-D list (got shape {freqs.shape})")
+        freqs = v.frequencies(spec, "frequencies")
     if freqs.size == 0:
         raise ValueError(f"no frequencies given (got {spec!r})")
-    bad = np.flatnonzero(~np.isfinite(freqs) | (freqs < 0))
-    if bad.size:
-        raise ValueError(
-            f"frequencies must be finite and >= 0 Hz: {float(freqs[bad[0]])!r} at position {bad[0]} of {spec!r}"
-        )
     return freqs
 
 
@@ -493,25 +478,22 @@ def _parse_grid(spec):
     return np.linspace(start, stop, n)
 
 
-def _positive_float(name, value):
-    try:
-        v = float(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name} must be a number (got {value!r})") from None
-    if not (math.isfinite(v) and v > 0):
-        raise ValueError(f"{name} must be finite and > 0 (got {value!r})")
-    return v
-
-
-def _int_at_least(name, value, lo):
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        if isinstance(value, (float, np.floating)) and float(value).is_integer():
-            value = int(value)
-        else:
-            raise TypeError(f"{name} must be an integer (got {value!r})")
-    if value < lo:
-        raise ValueError(f"{name} must be >= {lo} (got {value})")
-    return int(value)
+def _samples(history, *, flatten=False):
+    """The load history as finite float64 samples, 1-D (``flatten``: any shape, raveled), at least 2."""
+    h = np.asarray(history)
+    if h.dtype == bool or not np.issubdtype(h.dtype, np.number) or np.iscomplexobj(h):
+        raise TypeError(f"the load history must be real numbers (got dtype {h.dtype})")
+    h = np.ascontiguousarray(h, dtype=np.float64)
+    if flatten:
+        h = h.ravel()
+    if h.ndim != 1:
+        raise ValueError(f"the load history must be 1-D (has shape {h.shape})")
+    if h.size < 2:
+        raise ValueError(f"the load history needs at least 2 samples (has {h.size})")
+    bad = np.flatnonzero(~np.isfinite(h))
+    if bad.size:
+        raise ValueError(f"the load history has a non-finite sample at index {int(bad[0])} ({float(h[bad[0]])!r})")
+    return h
 
 
 @dataclass(frozen=True)
@@ -550,19 +532,11 @@ class History:
         if isinstance(samples, (str, os.PathLike)):
             t, samples = read_history(samples, dt=dt)
             dt = float(t[1] - t[0])
-        samples = np.asarray(samples)
-        if samples.dtype == bool or not np.issubdtype(samples.dtype, np.number) or np.iscomplexobj(samples):
-            raise TypeError(f"the load history must be real numbers (got dtype {samples.dtype})")
-        samples = np.ascontiguousarray(samples, dtype=np.float64).ravel()
-        if samples.size < 2:
-            raise ValueError(f"the load history needs at least 2 samples (has {samples.size})")
-        bad = np.flatnonzero(~np.isfinite(samples))
-        if bad.size:
-            raise ValueError(f"the load history has a non-finite sample at index {int(bad[0])}")
+        samples = _samples(samples, flatten=True)
         if dt is None:
             raise ValueError("the load history needs its sample interval dt (s)")
-        dt = _positive_float("dt", dt)
-        n_fft = samples.size if self.n_fft is None else _int_at_least("n_fft", self.n_fft, 2)
+        dt = v.positive_float("dt", dt)
+        n_fft = samples.size if self.n_fft is None else v.as_int("n_fft", self.n_fft, minimum=2)
         object.__setattr__(self, "samples", samples)
         object.__setattr__(self, "dt", dt)
         object.__setattr__(self, "n_fft", int(n_fft))

@@ -1,5 +1,6 @@
 """Geometry and mesh: Triangle file I/O, meshing, edges, export, bad input, the satellite."""
 
+import dataclasses
 import re
 import tomllib
 from pathlib import Path
@@ -364,6 +365,18 @@ def test_edges_read_only(square_hole):
     mesh = triangulate(square_hole, "pa1")
     with pytest.raises(ValueError):
         mesh.edges[0, 0] = 5
+
+
+def test_replace_derives_a_normalised_and_checked_mesh(square_hole):
+    mesh = triangulate(square_hole, "pa1")
+    bigger = dataclasses.replace(mesh, points=(2 * mesh.points).tolist())
+    assert bigger.points.dtype == np.float64 and bigger.points.flags.c_contiguous
+    np.testing.assert_array_equal(bigger.edges, mesh.edges)
+    np.testing.assert_allclose(bigger.triangle_areas, 4 * mesh.triangle_areas)
+    bad = mesh.triangles.copy()
+    bad[2, 1] = mesh.n_points
+    with pytest.raises(ValueError, match=rf"Mesh.triangles row 2 = .* refers to a point outside 0..{mesh.n_points - 1}"):
+        dataclasses.replace(mesh, triangles=bad)
 
 
 @settings(max_examples=30, deadline=None)

@@ -221,12 +221,19 @@ def test_bad_model_inputs():
     with pytest.raises(ValueError, match=r"rod 0 has zero length"):
         Model(**{**base, "points": [[1, 1], [1, 1]]})
     for key in ("E", "rho", "area"):
-        with pytest.raises(ValueError, match=rf"{key} must be positive and finite \(got nan\)"):
+        with pytest.raises(ValueError, match=rf"{key} must be finite and > 0 \(got nan\)"):
             Model(**{**base, key: np.nan})
-        with pytest.raises(ValueError, match=rf"{key} must be positive and finite \(got -1.0\)"):
+        with pytest.raises(ValueError, match=rf"{key} must be finite and > 0 \(got -1.0\)"):
             Model(**{**base, key: -1.0})
-    with pytest.raises(ValueError, match=r"fixed_dofs: DOF 4 is out of range 0..3"):
+    with pytest.raises(ValueError, match=r"fixed_dofs\[0\] = 4 is out of range \[0, 4\)"):
         Model(**base, fixed_dofs=[4])
+    # a mask is not a list of DOF: [True, False, ...] used to fix DOF 1 and 0
+    with pytest.raises(TypeError, match="fixed_dofs must be integer indices, not a boolean mask"):
+        Model(**base, fixed_dofs=[True, False, False, False])
+    with pytest.raises(ValueError, match=r"output_dofs_full\[1\] = -1 is out of range \[0, 4\)"):
+        Model(**base, output_dofs_full=[2, -1])
+    with pytest.raises(TypeError, match=r"damping alpha must be a number \(got True\)"):
+        Damping(alpha=True)
     with pytest.raises(ValueError, match=r"every DOF of the model is fixed"):
         Model(**base, fixed_dofs=[0, 1, 2, 3])
     with pytest.raises(ValueError, match=r"b_full must have shape \(4,\)"):
@@ -235,7 +242,7 @@ def test_bad_model_inputs():
         Model(**base).system()
     with pytest.raises(ValueError, match=r"damping g must be finite and >= 0 \(got -0.1\)"):
         Damping(g=-0.1)
-    with pytest.raises(ValueError, match=r"n_fft must be an integer >= 2 \(got 1\)"):
+    with pytest.raises(ValueError, match=r"n_fft must be >= 2 \(got 1\)"):
         LoadHistory(n_fft=1)
 
 
@@ -334,6 +341,18 @@ def test_overrides_and_reference_area(tmp_path):
         load_model(p, young=1.0)
 
 
+def test_numpy_overrides_are_numbers_and_booleans_are_not(tmp_path):
+    # numpy scalars (what a script computes) used to be refused as "not a positive integer"
+    p = _write(tmp_path, _rod_text())
+    m = load_model(p, n_fft=np.int64(2048), E=np.float64(2e6), level=np.int64(2))
+    assert m.history.n_fft == 2048 and m.n_rods == 12
+    np.testing.assert_allclose(m.E, 2e6)
+    with pytest.raises(ReadError, match=r"m\.toml:\d+: \[damping\] g must be a number \(got True\)"):
+        load_model(p, g=True)
+    with pytest.raises(TypeError, match=r"level must be an integer \(got 2.0\)"):
+        load_model(p, level=2.0)
+
+
 def test_shipped_rod_model_matches_closed_form():
     m = load_model("rod", level=3)
     E, rho = float(m.E), float(m.rho)
@@ -355,17 +374,17 @@ def test_shipped_rod_model_matches_closed_form():
         (("fix = \"xy\"", "fix = \"xy\"\nfixx = 1"), r"unknown key 'fixx' in \[constraints\]"),
         (("directions = \"x\"", "directions = \"x\"\nradius = 2"), r"unknown key 'radius' in \[output\]"),
         (("n = 6", "n = 6, m = 2"), r"unknown key 'm' in \[mesh.line\]"),
-        (("E = 1000000.0", "E = -5.0"), r"m\.toml:\d+: \[material\] E must be a positive number \(got -5.0\)"),
-        (("E = 1000000.0", "E = nan"), r"E must be a positive number \(got nan\)"),
-        (("rho = 2.0", "rho = 0"), r"rho must be a positive number \(got 0\)"),
-        (("area = 0.01", "area = -0.01"), r"area must be a positive number \(got -0.01\)"),
-        (("area = 0.01", "area = 'big'"), r"area must be a positive number \(got 'big'\)"),
+        (("E = 1000000.0", "E = -5.0"), r"m\.toml:6: \[material\] E must be finite and > 0 \(got -5.0\)"),
+        (("E = 1000000.0", "E = nan"), r"m\.toml:6: \[material\] E must be finite and > 0 \(got nan\)"),
+        (("rho = 2.0", "rho = 0"), r"m\.toml:7: \[material\] rho must be finite and > 0 \(got 0\)"),
+        (("area = 0.01", "area = -0.01"), r"m\.toml:9: \[section\] area must be finite and > 0 \(got -0.01\)"),
+        (("area = 0.01", "area = 'big'"), r"m\.toml:9: \[section\] area must be a number \(got 'big'\)"),
         (("mass = \"lumped\"", "mass = \"diagonal\""), r"mass must be 'lumped' or 'consistent'"),
         (("select = { near = [0.0, 0.0] }", "select = { box = [5, 5, 6, 6] }"), r"m\.toml:\d+: selection .* selects no node"),
         (("select = { near = [0.0, 0.0] }", "select = { near = [0.0, 0.0], tol = 1 }"), r"unknown key 'tol'"),
         (("directions = \"x\"", "directions = \"y\""), r"output DOF 13 \(node 6, y\) is fixed"),
-        (("n_fft = 1024", "n_fft = 10.5"), r"n_fft must be a positive integer \(got 10.5\)"),
-        (("g = 0.01", "g = -1"), r"g must be a non-negative number"),
+        (("n_fft = 1024", "n_fft = 10.5"), r"m\.toml:23: \[load\] n_fft must be an integer \(got 10.5\)"),
+        (("g = 0.01", "g = -1"), r"m\.toml:13: \[damping\] g must be finite and >= 0 \(got -1\)"),
         (("[mesh]", "[mesh]\npoly = 'x.poly'"), r"exactly one of 'poly'"),
         (("end = [3.0, 0.0]", "end = [3.0, 1.0]"), r"parallel to the x or the y axis"),
         (("[load]", "[load\n"), r"m\.toml:\d+: not valid TOML"),
@@ -386,7 +405,7 @@ def test_missing_files_and_bad_levels(tmp_path):
     with pytest.raises(FileNotFoundError, match="not found"):
         load_model(tmp_path / "absent.toml")
     p = _write(tmp_path, _rod_text())
-    with pytest.raises(ValueError, match="level must be an integer >= 1"):
+    with pytest.raises(ValueError, match=r"level must be >= 1 \(got 0\)"):
         load_model(p, level=0)
     with pytest.raises(ValueError, match=r"level 9 does not exist \(the model has levels 1..4\)"):
         load_model("beam", level=9)

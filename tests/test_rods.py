@@ -180,15 +180,15 @@ def test_zero_length_rod_names_rod_nodes_and_coordinates():
 def test_non_positive_or_non_finite_stiffness_properties(bad, which):
     kw = {"E": 1.0, "A": 1.0, which: bad}
     name = "E" if which == "E" else "area"
-    with pytest.raises(ValueError, match=rf"{name} must be positive and finite \(got {bad}\)"):
+    with pytest.raises(ValueError, match=rf"{name} must be finite and > 0 \(got {bad}\)"):
         rods.stiffness([[0, 0], [1, 0]], [[0, 1]], **kw)
 
 
 @pytest.mark.parametrize("bad", [0.0, -2.5, np.nan])
 def test_non_positive_or_nan_density(bad):
-    with pytest.raises(ValueError, match=rf"rho must be positive and finite \(got {bad}\)"):
+    with pytest.raises(ValueError, match=rf"rho must be finite and > 0 \(got {bad}\)"):
         rods.mass([[0, 0], [1, 0]], [[0, 1]], rho=bad, A=1.0)
-    with pytest.raises(ValueError, match=rf"rho must be positive and finite \(got {bad} for rod 1\)"):
+    with pytest.raises(ValueError, match=rf"rho must be finite and > 0 \(got {bad} for rod 1\)"):
         rods.mass([[0, 0], [1, 0], [2, 0]], [[0, 1], [1, 2]], rho=[1.0, bad], A=1.0, lumped=False)
 
 

@@ -22,6 +22,8 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 
+from .. import _validate as v
+
 __all__ = ["rod_geometry", "element_stiffness", "element_mass", "stiffness", "mass", "rod_masses"]
 
 # local (row, col) positions of the 16 entries of a 4 x 4 element matrix, row-major
@@ -43,8 +45,8 @@ def _check_points_edges(points, edges):
     if edges.ndim != 2 or edges.shape[1] != 2:
         raise ValueError(f"edges must have shape (m, 2) (has shape {edges.shape})")
     if not np.issubdtype(edges.dtype, np.integer):
-        as_int = np.asarray(edges, dtype=np.float64)
-        if not np.all(np.isfinite(as_int)) or np.any(np.mod(as_int, 1) != 0):
+        as_float = np.asarray(edges, dtype=np.float64)
+        if not np.all(np.isfinite(as_float)) or np.any(np.mod(as_float, 1) != 0):
             raise TypeError(f"edges must hold integer node ids (got dtype {edges.dtype})")
     edges = edges.astype(np.int64)
     n = points.shape[0]
@@ -56,19 +58,16 @@ def _check_points_edges(points, edges):
 
 
 def _check_property(name, value, m):
-    """A positive finite scalar or (m,) array, returned as a float or float64 array."""
+    """A finite positive scalar (returned as a float) or one per rod, ``(m,)`` float64."""
+    if np.ndim(value) == 0:
+        return v.positive_float(name, value)
     arr = np.asarray(value, dtype=np.float64)
-    if arr.ndim == 0:
-        v = float(arr)
-        if not (np.isfinite(v) and v > 0):
-            raise ValueError(f"{name} must be positive and finite (got {v})")
-        return v
     if arr.shape != (m,):
         raise ValueError(f"{name} must be a scalar or have one value per rod, shape ({m},) (has shape {arr.shape})")
     bad = ~(np.isfinite(arr) & (arr > 0))
     if bad.any():
         r = int(np.flatnonzero(bad)[0])
-        raise ValueError(f"{name} must be positive and finite (got {arr[r]} for rod {r})")
+        raise ValueError(f"{name} must be finite and > 0 (got {arr[r]} for rod {r})")
     return arr
 
 

@@ -1,0 +1,198 @@
+"""Geometric selections of nodes and what is built from them: fixed DOF, the load vector, output DOF.
+
+Node ``i`` has the full DOF ``2 i`` (x) and ``2 i + 1`` (y).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .. import _validate as v
+
+__all__ = ["select_nodes", "fixed_dofs_from", "load_vector", "output_dofs_from"]
+
+_DIRECTIONS = {"x": (0,), "y": (1,), "xy": (0, 1)}
+
+
+def _spec_numbers(spec, key, shape):
+    """``spec[key]`` as a finite float array of the given shape, or a ValueError quoting the spec."""
+    try:
+        arr = np.asarray(spec[key], dtype=np.float64)
+    except (TypeError, ValueError):
+        raise ValueError(f"selection {spec!r}: {key!r} must be numbers of shape {shape}") from None
+    if arr.shape != shape or not np.all(np.isfinite(arr)):
+        raise ValueError(f"selection {spec!r}: {key!r} must be finite numbers of shape {shape}")
+    return arr
+
+
+_SELECTORS = {"box": set(), "line": {"tol"}, "near": set(), "circle": {"radius"}}
+
+
+def select_nodes(points, spec) -> np.ndarray:
+    """Nodes selected by a geometric specification.
+
+    Parameters
+    ----------
+    points : (n, 2) array
+        Node coordinates.
+    spec : dict
+        One of
+
+        - ``{"box": [xmin, ymin, xmax, ymax]}``: nodes inside the box (inclusive);
+        - ``{"line": [[x0, y0], [x1, y1]], "tol": t}``: nodes within ``t`` of the
+          segment (default ``t``: 1e-9 times the size of the model);
+        - ``{"near": [x, y]}``: the single node nearest to the point;
+        - ``{"circle": [x, y], "radius": r}``: nodes within ``r`` of the point.
+
+    Returns
+    -------
+    (k,) int64 array
+        Sorted 0-based node ids, ``k >= 1``.
+
+    Raises
+    ------
+    ValueError
+        If the spec is malformed or selects no node (quoting the spec).
+
+    Examples
+    --------
+    >>> from femfreq.model import select_nodes
+    >>> select_nodes([[0, 0], [1, 0], [2, 0]], {"circle": [1.9, 0], "radius": 1.0})
+    array([1, 2])
+    """
+    points = np.asarray(points, dtype=np.float64)
+    if not isinstance(spec, dict):
+        raise TypeError(f"a selection must be a dict like {{'near': [x, y]}} (got {spec!r})")
+    kinds = [k for k in spec if k in _SELECTORS]
+    if len(kinds) != 1:
+        raise ValueError(
+            f"selection {spec!r} must have exactly one of the keys {sorted(_SELECTORS)}"
+        )
+    kind = kinds[0]
+    extra = set(spec) - {kind} - _SELECTORS[kind]
+    if extra:
+        raise ValueError(f"selection {spec!r}: unknown key {sorted(extra)[0]!r} for a {kind!r} selection")
+    if points.shape[0] == 0:
+        raise ValueError(f"selection {spec!r} selects no node (the model has no nodes)")
+    x, y = points[:, 0], points[:, 1]
+    if kind == "box":
+        xmin, ymin, xmax, ymax = _spec_numbers(spec, "box", (4,))
+        if xmin > xmax or ymin > ymax:
+            raise ValueError(f"selection {spec!r}: box must be [xmin, ymin, xmax, ymax] with min <= max")
+        mask = (x >= xmin) & (x <= xmax) & (y >= ymin) & (y <= ymax)
+    elif kind == "line":
+        (x0, y0), (x1, y1) = _spec_numbers(spec, "line", (2, 2))
+        scale = max(float(np.abs(points).max()), 1.0)
+        tol = _spec_scalar(spec, "tol", 1e-9 * scale)
+        dx, dy = x1 - x0, y1 - y0
+        ll = dx * dx + dy * dy
+        t = np.zeros_like(x) if ll == 0 else np.clip(((x - x0) * dx + (y - y0) * dy) / ll, 0.0, 1.0)
+        mask = np.hypot(x - (x0 + t * dx), y - (y0 + t * dy)) <= tol
+    elif kind == "near":
+        px, py = _spec_numbers(spec, "near", (2,))
+        mask = np.zeros(points.shape[0], dtype=bool)
+        mask[int(np.argmin((x - px) ** 2 + (y - py) ** 2))] = True
+    else:
+        cx, cy = _spec_numbers(spec, "circle", (2,))
+        if "radius" not in spec:
+            raise ValueError(f"selection {spec!r}: a circle needs a 'radius'")
+        r = _spec_scalar(spec, "radius", None)
+        mask = np.hypot(x - cx, y - cy) <= r
+    nodes = np.flatnonzero(mask).astype(np.int64)
+    if nodes.size == 0:
+        lo, hi = points.min(axis=0), points.max(axis=0)
+        raise ValueError(
+            f"selection {spec!r} selects no node (the nodes span x {lo[0]:g}..{hi[0]:g}, y {lo[1]:g}..{hi[1]:g})"
+        )
+    return nodes
+
+
+def _spec_scalar(spec, key, default):
+    """A finite scalar >= 0 from a selection spec (``default`` if the key is absent)."""
+    if key not in spec:
+        return default
+    return v.as_float(f"selection {spec!r}: {key!r}", spec[key], nonneg=True)
+
+
+def _directions(value, what):
+    """Component offsets (0 = x, 1 = y) for "x", "y" or "xy"."""
+    if value not in _DIRECTIONS:
+        raise ValueError(f"{what} must be 'x', 'y' or 'xy' (got {value!r})")
+    return np.array(_DIRECTIONS[value], dtype=np.int64)
+
+
+def fixed_dofs_from(points, constraints) -> np.ndarray:
+    """Full DOF fixed by a list of constraints.
+
+    Parameters
+    ----------
+    points : (n, 2) array
+        Node coordinates.
+    constraints : list of dict
+        Each ``{"select": <selection>, "fix": "x" | "y" | "xy"}`` (see :func:`select_nodes`).
+
+    Returns
+    -------
+    (k,) int64 array
+        Sorted unique full DOF indices.
+    """
+    dofs = [np.empty(0, dtype=np.int64)]
+    for c in constraints:
+        if not isinstance(c, dict) or "select" not in c:
+            raise ValueError(f"a constraint must be {{'select': ..., 'fix': 'x'|'y'|'xy'}} (got {c!r})")
+        comps = _directions(c.get("fix", "xy"), "constraint 'fix'")
+        nodes = select_nodes(points, c["select"])
+        dofs.append((2 * nodes[:, None] + comps[None, :]).ravel())
+    return np.unique(np.concatenate(dofs))
+
+
+def load_vector(points, select, direction=(0.0, -1.0), magnitude=1.0) -> np.ndarray:
+    """Full load vector ``b``: a point force on each selected node.
+
+    Parameters
+    ----------
+    points : (n, 2) array
+        Node coordinates.
+    select : dict
+        Selection (usually ``{"near": [x, y]}``, one node).
+    direction : (2,) array
+        Force direction; normalised to unit length.
+    magnitude : float
+        Force magnitude on each selected node.
+
+    Returns
+    -------
+    b_full : (2 n,) float64
+    """
+    points = np.asarray(points, dtype=np.float64)
+    d = np.asarray(direction, dtype=np.float64)
+    if d.shape != (2,) or not np.all(np.isfinite(d)) or not np.any(d != 0):
+        raise ValueError(f"load direction must be two finite numbers, not both zero (got {direction!r})")
+    magnitude = v.as_float("load magnitude", magnitude)
+    nodes = select_nodes(points, select)
+    b = np.zeros(2 * points.shape[0])
+    b[2 * nodes] = magnitude * d[0] / np.hypot(*d)
+    b[2 * nodes + 1] = magnitude * d[1] / np.hypot(*d)
+    return b
+
+
+def output_dofs_from(points, select, directions="xy") -> np.ndarray:
+    """Full output DOF: the given components of the selected nodes, node by node.
+
+    Parameters
+    ----------
+    points : (n, 2) array
+        Node coordinates.
+    select : dict
+        Selection (see :func:`select_nodes`).
+    directions : {"x", "y", "xy"}
+        Components kept.
+
+    Returns
+    -------
+    (k,) int64 array
+        Full DOF indices ordered by node, then x before y.
+    """
+    comps = _directions(directions, "output 'directions'")
+    nodes = select_nodes(points, select)
+    return (2 * nodes[:, None] + comps[None, :]).ravel()

@@ -1,0 +1,373 @@
+"""Model files: the TOML schema, :func:`load_model` and the shipped models (:func:`models_dir`).
+
+The format is described in ``docs/architecture.md``; errors in a file are
+:class:`femfreq.errors.ReadError` naming the file and the line of the key at fault.
+"""
+
+from __future__ import annotations
+
+import importlib.resources
+import logging
+import math
+import re
+import tomllib
+from pathlib import Path
+
+import numpy as np
+
+from .. import _validate as v
+from ..errors import ReadError
+from ..mesh import mesh_levels, read_poly, read_triangle_mesh
+from .model import Damping, LoadHistory, Model
+from .selectors import fixed_dofs_from, load_vector, output_dofs_from
+
+__all__ = ["load_model", "models_dir", "shipped_models"]
+
+logger = logging.getLogger(__name__)
+
+
+def models_dir() -> Path:
+    """The folder holding the shipped models (``*.toml`` and their ``*.poly`` meshes).
+
+    An installed wheel carries them as the package data folder ``femfreq/models``
+    (found with :mod:`importlib.resources`); a source checkout or an editable install
+    (``pip install -e .``) uses the repository's top-level ``models/`` folder.
+
+    Returns
+    -------
+    pathlib.Path
+        The folder; it may not exist if femfreq was installed without its data.
+    """
+    packaged = importlib.resources.files("femfreq") / "models"
+    if isinstance(packaged, Path) and packaged.is_dir():  # not a zipped install
+        return packaged
+    return Path(__file__).resolve().parents[2] / "models"
+
+
+def shipped_models() -> list[str]:
+    """Names of the shipped models (the ``*.toml`` files in :func:`models_dir`)."""
+    d = models_dir()
+    return sorted(p.stem for p in d.glob("*.toml")) if d.is_dir() else []
+
+
+_SCHEMA = {
+    "": {"name", "description", "mesh", "material", "section", "damping", "constraints", "load", "output"},
+    "mesh": {"poly", "levels", "default_level", "node", "ele", "line"},
+    "mesh.line": {"start", "end", "n"},
+    "material": {"E", "rho"},
+    "section": {"area", "mass"},
+    "damping": {"alpha", "beta", "g"},
+    "constraints": {"select", "fix"},
+    "load": {"select", "direction", "magnitude", "history", "dt", "n_fft"},
+    "output": {"select", "directions"},
+}
+
+# load_model(**overrides): flat name -> (section, key)
+_OVERRIDES = {
+    "name": ("", "name"),
+    "E": ("material", "E"),
+    "rho": ("material", "rho"),
+    "area": ("section", "area"),
+    "mass": ("section", "mass"),
+    "alpha": ("damping", "alpha"),
+    "beta": ("damping", "beta"),
+    "g": ("damping", "g"),
+    "history": ("load", "history"),
+    "dt": ("load", "dt"),
+    "n_fft": ("load", "n_fft"),
+    "magnitude": ("load", "magnitude"),
+    "direction": ("load", "direction"),
+    "output_directions": ("output", "directions"),
+}
+
+
+class _File:
+    """One model file: its path and text, to name the line of a key in a ReadError."""
+
+    def __init__(self, path, text):
+        self.path = path
+        self.lines = text.splitlines()
+
+    def line_of(self, key):
+        """1-based line of the first ``key =`` (or ``[key]``) in the file, or None."""
+        pat = re.compile(rf"(^|[\s{{,.\[])\"?{re.escape(key)}\"?\s*(=|\]|\.)")
+        for i, line in enumerate(self.lines, 1):
+            code = line.split("#", 1)[0]
+            if pat.search(code):
+                return i
+        return None
+
+    def error(self, msg, key=None):
+        """A ReadError (a ValueError) ``path:line: msg`` (line 0 if the key is not found)."""
+        line = self.line_of(key) if key else None
+        return ReadError(self.path, line or 0, msg)
+
+    def check_keys(self, table, section):
+        """ReadError on a key of ``table`` that the schema of ``section`` does not know."""
+        if not isinstance(table, dict):
+            raise self.error(f"[{section}] must be a table (got {table!r})", section.split(".")[-1] or None)
+        unknown = set(table) - _SCHEMA[section]
+        if unknown:
+            key = sorted(unknown)[0]
+            where = f"[{section}]" if section else "the top level"
+            raise self.error(
+                f"unknown key {key!r} in {where}; allowed: {', '.join(sorted(_SCHEMA[section]))}", key
+            )
+
+    def number(self, table, section, key, default=None, *, positive=False, nonneg=False, integer=False):
+        """``table[key]`` checked by :mod:`femfreq._validate` (``default`` if absent; None: required)."""
+        if key not in table:
+            if default is None:
+                raise self.error(f"[{section}] needs {key!r}", section)
+            return default
+        name = f"[{section}] {key}"
+        try:
+            if integer:
+                return v.as_int(name, table[key], minimum=1 if positive else 0 if nonneg else None)
+            return v.as_float(name, table[key], positive=positive, nonneg=nonneg)
+        except (TypeError, ValueError) as exc:
+            raise self.error(str(exc), key) from None
+
+    def call(self, key, func, *args):
+        """``func(*args)``; its ValueError/TypeError becomes a ReadError at the line of ``key``."""
+        try:
+            return func(*args)
+        except (ValueError, TypeError) as exc:
+            raise self.error(str(exc), key) from None
+
+
+def _resolve_model_path(path_or_name) -> Path:
+    """The model file: a path, else a shipped model of that name."""
+    p = Path(path_or_name)
+    if p.suffix == ".toml" or p.exists() or p.parent != Path("."):
+        if not p.is_file():
+            raise FileNotFoundError(f"model file {str(p)!r} not found")
+        return p.resolve()
+    shipped = models_dir() / f"{p.name}.toml"
+    if shipped.is_file():
+        return shipped
+    raise FileNotFoundError(
+        f"no model file {str(p)!r} and no shipped model of that name (shipped: {', '.join(shipped_models()) or 'none'})"
+    )
+
+
+def load_model(path_or_name, *, level: int | None = None, **overrides) -> Model:
+    """Read a model file (TOML) and build the :class:`Model`.
+
+    Parameters
+    ----------
+    path_or_name : str or Path
+        A ``.toml`` file, or the name of a shipped model (``"satellite"``,
+        ``"beam"``, ``"rod"``: see :func:`shipped_models`).
+    level : int, optional
+        Mesh refinement level, 1-based (default: the file's ``default_level``, else 1).
+        For a ``[mesh] line`` model, level ``l`` uses ``n * 2**(l - 1)`` rods.
+    **overrides
+        Replace file values: ``name, E, rho, area, mass ("lumped"|"consistent"),
+        alpha, beta, g, history, dt, n_fft, magnitude, direction, output_directions``.
+        ``None`` values are ignored.
+
+    Returns
+    -------
+    Model
+
+    Raises
+    ------
+    FileNotFoundError
+        No such file or shipped model.
+    ValueError
+        (:class:`femfreq.errors.ReadError` for file content) unknown keys, bad values,
+        selections that select no node, outputs on fixed DOF, a bad level.
+    TypeError
+        An unknown override.
+
+    Notes
+    -----
+    The format is described in ``docs/architecture.md``. Paths in the file are
+    relative to it. ``area = "reference"`` means ``A = sqrt(2 / n_dof)`` with
+    ``n_dof = 2 n_nodes``. A ``[mesh] line = {start, end, n}`` model is a chain
+    of ``n`` collinear rods along x or y; as a straight chain has no transverse
+    stiffness, the transverse DOF of all its nodes are fixed, leaving the axial
+    DOF only.
+    """
+    path = _resolve_model_path(path_or_name)
+    f, data = _read(path, overrides)
+    if "mesh" not in data:
+        raise f.error("the model needs a [mesh] section")
+    points, edges, extra_fixed, source, mesh = _build_mesh(f, path.parent, data["mesh"], level)
+    E, rho, area, lumped, damping = _material(f, data, n_dof=2 * points.shape[0])
+    fixed = f.call("constraints", fixed_dofs_from, points, data.get("constraints", []))
+    fixed = np.union1d(fixed, extra_fixed).astype(np.int64)
+    b_full, history = _load(f, data, points, path.parent)
+    output_dofs = _outputs(f, data, points, fixed)
+    name = data.get("name", path.stem)
+    description = data.get("description", "")
+    if not isinstance(name, str) or not isinstance(description, str):
+        raise f.error("name and description must be strings", "name")
+    model = Model(
+        points=points,
+        edges=edges,
+        E=E,
+        rho=rho,
+        area=area,
+        lumped=lumped,
+        damping=damping,
+        fixed_dofs=fixed,
+        b_full=b_full,
+        output_dofs_full=output_dofs,
+        name=name,
+        description=description,
+        history=history,
+        source={"file": str(path), **source},
+        mesh=mesh,
+    )
+    logger.info("model %s: %d nodes, %d rods, %d free DOF", model.name, model.n_nodes, model.n_rods, model.n_free)
+    return model
+
+
+def _read(path: Path, overrides: dict):
+    """The file's tables with the overrides applied, keys checked against the schema -> (_File, data)."""
+    text = path.read_text(encoding="utf-8")
+    f = _File(path, text)
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ReadError(path, getattr(exc, "lineno", 0) or 0, f"not valid TOML: {exc}") from None
+    for key, value in overrides.items():
+        if key not in _OVERRIDES:
+            raise TypeError(f"unknown override {key!r}; known: {', '.join(sorted(_OVERRIDES))}")
+        if value is None:
+            continue
+        section, k = _OVERRIDES[key]
+        (data if not section else data.setdefault(section, {}))[k] = value
+
+    f.check_keys(data, "")
+    for section in ("mesh", "material", "section", "damping", "load", "output"):
+        if section in data:
+            f.check_keys(data[section], section)
+    constraints = data.get("constraints", [])
+    if not isinstance(constraints, list):
+        raise f.error("constraints must be an array of tables [[constraints]]", "constraints")
+    for c in constraints:
+        f.check_keys(c, "constraints")
+        if "select" not in c:
+            raise f.error("each [[constraints]] needs 'select'", "constraints")
+    return f, data
+
+
+def _material(f: _File, data: dict, n_dof: int):
+    """(E, rho, area, lumped, Damping) from [material], [section] and [damping]."""
+    material = data.get("material", {})
+    E = f.number(material, "material", "E", positive=True)
+    rho = f.number(material, "material", "rho", positive=True)
+    section = data.get("section", {})
+    area = section.get("area", "reference")
+    if area == "reference":
+        area = math.sqrt(2.0 / n_dof)
+    else:
+        area = f.number(section, "section", "area", positive=True)
+    mass_kind = section.get("mass", "lumped")
+    if mass_kind not in ("lumped", "consistent"):
+        raise f.error(f"[section] mass must be 'lumped' or 'consistent' (got {mass_kind!r})", "mass")
+    dmp = data.get("damping", {})
+    damping = Damping(
+        alpha=f.number(dmp, "damping", "alpha", 0.0, nonneg=True),
+        beta=f.number(dmp, "damping", "beta", 0.0, nonneg=True),
+        g=f.number(dmp, "damping", "g", 0.0, nonneg=True),
+    )
+    return E, rho, area, mass_kind == "lumped", damping
+
+
+def _load(f: _File, data: dict, points, base: Path):
+    """(b_full, LoadHistory) from [load], or (None, None) without one; history paths relative to ``base``."""
+    if "load" not in data:
+        return None, None
+    load = data["load"]
+    if "select" not in load:
+        raise f.error("[load] needs 'select' (e.g. select = { near = [x, y] })", "load")
+    magnitude = f.number(load, "load", "magnitude", 1.0)
+    b_full = f.call("load", load_vector, points, load["select"], load.get("direction", [0.0, -1.0]), magnitude)
+    hist = load.get("history", "pyroshock")
+    if not isinstance(hist, str):
+        raise f.error(f"[load] history must be 'pyroshock' or a file name (got {hist!r})", "history")
+    if hist != "pyroshock":
+        hp = Path(hist)
+        hist = str(hp if hp.is_absolute() else (base / hp).resolve())
+    history = LoadHistory(
+        history=hist,
+        dt=f.number(load, "load", "dt", 5e-4, positive=True),
+        n_fft=f.number(load, "load", "n_fft", 4096, positive=True, integer=True),
+        magnitude=magnitude,
+    )
+    return b_full, history
+
+
+def _outputs(f: _File, data: dict, points, fixed):
+    """Full output DOF from [output] (None without one); a ReadError if one is fixed."""
+    if "output" not in data:
+        return None
+    out = data["output"]
+    if "select" not in out:
+        raise f.error("[output] needs 'select'", "output")
+    output_dofs = f.call("output", output_dofs_from, points, out["select"], out.get("directions", "xy"))
+    bad = np.isin(output_dofs, fixed)
+    if bad.any():
+        d = int(output_dofs[bad][0])
+        raise f.error(f"output DOF {d} (node {d // 2}, {'xy'[d % 2]}) is fixed; outputs must be free DOF", "output")
+    return output_dofs
+
+
+def _build_mesh(f: _File, base: Path, mesh: dict, level):
+    """(points, edges, extra fixed DOF, source info, Mesh or None) from a [mesh] table."""
+    kinds = [k for k in ("poly", "node", "line") if k in mesh]
+    if len(kinds) != 1:
+        raise f.error("[mesh] needs exactly one of 'poly' (+ levels), 'node' (+ ele) or 'line'", "mesh")
+    kind = kinds[0]
+    if level is not None:
+        level = v.as_int("level", level, minimum=1)
+    default_level = f.number(mesh, "mesh", "default_level", 1, positive=True, integer=True)
+    level = default_level if level is None else level
+    if kind == "line":
+        return _line_mesh(f, mesh["line"], level)
+    if kind == "node":
+        node = base / mesh["node"]
+        ele = base / mesh["ele"] if "ele" in mesh else None
+        if "levels" in mesh:
+            raise f.error("[mesh] levels only apply to a poly mesh", "levels")
+        if level != 1:
+            raise ValueError(f"{f.path}: level {level} does not exist (a node/ele mesh has one level)")
+        m = read_triangle_mesh(node, ele)
+        return m.points, m.edges, np.empty(0, dtype=np.int64), {"mesh": str(node), "level": 1}, m
+
+    levels = mesh.get("levels")
+    if not isinstance(levels, list) or not levels or not all(isinstance(s, str) for s in levels):
+        raise f.error("[mesh] poly needs levels = [\"<Triangle switches>\", ...]", "levels")
+    if level > len(levels):
+        raise ValueError(f"{f.path}: level {level} does not exist (the model has levels 1..{len(levels)})")
+    poly_path = base / mesh["poly"]
+    m = mesh_levels(read_poly(poly_path), levels, level)
+    source = {"mesh": str(poly_path), "level": level, "switches": " ".join(levels[:level])}
+    return m.points, m.edges, np.empty(0, dtype=np.int64), source, m
+
+
+def _line_mesh(f: _File, line, level):
+    """A ``[mesh] line`` chain of ``n * 2**(level - 1)`` collinear rods; its transverse DOF are fixed."""
+    f.check_keys(line, "mesh.line")
+    try:
+        (x0, y0), (x1, y1) = np.asarray([line["start"], line["end"]], dtype=np.float64)
+    except (KeyError, TypeError, ValueError):
+        raise f.error("[mesh] line needs start = [x, y] and end = [x, y]", "line") from None
+    n = f.number(line, "mesh.line", "n", positive=True, integer=True) * 2 ** (level - 1)
+    if x0 == x1 and y0 == y1:
+        raise f.error(f"[mesh] line has zero length (start = end = {[x0, y0]})", "line")
+    if y0 == y1:
+        transverse = 1
+    elif x0 == x1:
+        transverse = 0
+    else:
+        raise f.error("[mesh] line must be parallel to the x or the y axis (its transverse DOF are fixed)", "line")
+    t = np.linspace(0.0, 1.0, n + 1)
+    points = np.column_stack([x0 + t * (x1 - x0), y0 + t * (y1 - y0)])
+    edges = np.column_stack([np.arange(n), np.arange(1, n + 1)]).astype(np.int64)
+    extra = 2 * np.arange(n + 1, dtype=np.int64) + transverse
+    return points, edges, extra, {"mesh": "line", "level": level, "n_rods": n}, None
