@@ -37,7 +37,8 @@ def as_float(name: str, value, *, positive: bool = False, nonneg: bool = False) 
         raise TypeError(f"{name} must be a number (got {value!r})") from None
     bound = " and > 0" if positive else " and >= 0" if nonneg else ""
     if not math.isfinite(v) or (positive and not v > 0) or (nonneg and not v >= 0):
-        raise ValueError(f"{name} must be finite{bound} (got {value!r})")
+        shown = value if type(value) in (int, float, str) else v  # as written, but no np.float64(...)
+        raise ValueError(f"{name} must be finite{bound} (got {shown!r})")
     return v
 
 
@@ -61,7 +62,7 @@ def frequencies(freqs_hz, name: str = "freqs_hz") -> np.ndarray:
         raise ValueError(f"{name} must be one-dimensional (got shape {f.shape})")
     bad = np.flatnonzero(~np.isfinite(f) | (f < 0))
     if bad.size:
-        raise ValueError(f"{name} must be finite and >= 0 Hz (got {f[bad[0]]!r} at index {int(bad[0])})")
+        raise ValueError(f"{name} must be finite and >= 0 Hz (got {float(f[bad[0]])!r} at index {int(bad[0])})")
     return f
 
 
