@@ -20,7 +20,9 @@ def read_results(path) -> SweepResult:
     """Read a result file written by :class:`ResultWriter`.
 
     A file from an interrupted sweep reads fine: rows not done are NaN and
-    ``done`` says which are there (``result.complete`` is False).
+    ``done`` says which are there (``result.complete`` is False). Files of format
+    version 1 and 2 read the same way (version 2 only completed the ``meaning``
+    attribute of ``/method``; see :mod:`femfreq.results`).
 
     Parameters
     ----------
@@ -50,9 +52,9 @@ def read_results(path) -> SweepResult:
 
 def _result_from_h5(h5, path) -> SweepResult:
     """Build a SweepResult from an open result file."""
-    if _attr_str(h5.attrs.get("format")) != FORMAT:
+    version = _format_version(h5)
+    if version is None:
         raise ValueError(f"{path!r} is not a femfreq result file (no format={FORMAT!r} attribute in '/')")
-    version = int(h5.attrs.get("format_version", 0))
     if version > FORMAT_VERSION:
         raise ValueError(f"{path!r} has result format version {version}; this femfreq reads up to {FORMAT_VERSION}")
     done = h5["done"][()].astype(bool)
@@ -83,14 +85,22 @@ def _result_from_h5(h5, path) -> SweepResult:
     )
 
 
+def _format_version(h5) -> int | None:
+    """The file's ``format_version`` (0 when absent), or None if it is not a femfreq result file."""
+    if _attr_str(h5.attrs.get("format")) != FORMAT:
+        return None
+    return int(h5.attrs.get("format_version", 0))
+
+
 def _open_for_reading(path):
+    """Open read-only; without the file lock when a running sweep holds it."""
     import h5py
 
     try:
         return h5py.File(path, "r")
     except OSError as exc:
         # a sweep still writing holds an exclusive lock; the metadata does not change while
-        # it runs (see the module docstring), so reading without the lock is safe
+        # it runs (see femfreq.results.writer), so reading without the lock is safe
         if "lock" not in str(exc).lower():
             raise
         logger.info("%s is locked by a running sweep; reading it without the lock", path)
@@ -98,6 +108,7 @@ def _open_for_reading(path):
 
 
 def _attr_str(value):
+    """An attribute value as str (bytes decoded as UTF-8; None stays None)."""
     if isinstance(value, bytes):
         return value.decode("utf-8", "replace")
     if isinstance(value, np.ndarray) and value.dtype.kind in "SO" and value.ndim == 0:
@@ -106,6 +117,7 @@ def _attr_str(value):
 
 
 def _read_attrs(attrs) -> dict:
+    """Attributes as a dict of Python values (JSON strings parsed back, arrays of strings as lists)."""
     out = {}
     for key, value in attrs.items():
         if isinstance(value, bytes):

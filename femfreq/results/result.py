@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..codes import Method
+
 __all__ = ["SweepResult"]
 
 
@@ -19,9 +21,11 @@ class SweepResult:
     response : (F, n_out) complex128
         Response at the output DOF, ``x = H(omega) P(omega) b``; NaN where not done.
     done : (F,) bool
+        Which rows are final: solved, or skipped as singular (their response is NaN).
     rel_residual, backward_error : (F,) float64
     method : (F,) int8
-        0 not done, 1 direct, 2 fast.
+        A :class:`femfreq.codes.Method` code per frequency: 0 not done, 1 direct,
+        2 fast, 3 skipped (singular ``A(omega)``).
     load_spectrum : (F,) complex128
         ``P(omega)``.
     outputs : dict
@@ -62,7 +66,7 @@ class SweepResult:
         if self.done is None:
             self.done = np.ones(F, dtype=bool)
         if self.method is None:
-            self.method = np.where(self.done, 1, 0).astype(np.int8)
+            self.method = np.where(self.done, Method.DIRECT, Method.PENDING).astype(np.int8)
         for name in ("rel_residual", "backward_error"):
             if getattr(self, name) is None:
                 setattr(self, name, np.full(F, np.nan))
