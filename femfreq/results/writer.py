@@ -166,7 +166,7 @@ class ResultWriter:
     # ------------------------------------------------------------------ state
     @property
     def done(self) -> np.ndarray:
-        """(F,) bool: which frequencies are in the file (a copy)."""
+        """(F,) bool: which rows are final, solved or skipped (a copy)."""
         return self._done.copy()
 
     @property
