@@ -27,7 +27,7 @@ def one_thread_env():
 
 def markdown(result: dict) -> str:
     """``## name``, the rows as a Markdown table, then the notes."""
-    from femfreq.calibrate._report import table
+    from ._report import table
 
     return f"## {result['name']}\n\n{table(result['rows'])}\n{result['notes']}\n"
 

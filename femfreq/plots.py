@@ -18,6 +18,8 @@ import os
 
 import numpy as np
 
+from .codes import Method
+
 __all__ = ["plot_frf", "plot_time", "plot_load", "plot_mesh", "plot_model", "plot_residuals", "plot_all", "PLOTS"]
 
 logger = logging.getLogger(__name__)
@@ -347,6 +349,38 @@ def plot_mesh(points, edges, path=None, *, fixed_nodes=None, load_nodes=None, ou
     """
     from matplotlib.collections import LineCollection
 
+    points, edges, sets = _mesh_inputs(points, edges, fixed_nodes=fixed_nodes, load_nodes=load_nodes,
+                                       output_nodes=output_nodes)
+    n = points.shape[0]
+    lo, hi = points.min(axis=0), points.max(axis=0)
+    arrows = _load_arrows(points, sets.get("load_nodes"), load_direction, np.maximum(hi - lo, 1e-12).max())
+    if arrows.size:
+        lo = np.minimum(lo, arrows[:, 1].min(axis=0))
+        hi = np.maximum(hi, arrows[:, 1].max(axis=0))
+    pad = 0.04 * (hi - lo).max()
+    lo, hi = lo - pad, hi + pad
+    width = 9.0
+    # the axes keep the data's aspect; the rest is room for title, labels and the legend
+    height = float(np.clip((width - 1.0) * (hi[1] - lo[1]) / (hi[0] - lo[0]) + 1.6, 2.6, 10.0))
+    fig, (ax,) = _figure(1, width=width, height=height)
+    big = edges.shape[0] > 20000
+    lw = 0.6 if edges.shape[0] < 3000 else (0.3 if not big else 0.12)
+    lines = LineCollection(points[edges], colors="#5a6b7b", linewidths=lw, rasterized=big, zorder=1)
+    ax.add_collection(lines)
+    _mark_nodes(ax, points, sets, arrows)
+    ax.set_xlim(lo[0], hi[0])
+    ax.set_ylim(lo[1], hi[1])
+    ax.set_aspect("equal")
+    ax.set_xlabel(f"x  [{length_unit}]")
+    ax.set_ylabel(f"y  [{length_unit}]")
+    ax.set_title(title or f"Mesh: {n:,} nodes, {edges.shape[0]:,} rods")
+    if sets:
+        fig.legend(loc="outside lower center", ncols=len(sets), fontsize=8, frameon=False)
+    return _save(fig, path)
+
+
+def _mesh_inputs(points, edges, **node_sets):
+    """Checked ``points (n, 2)``, ``edges (e, 2)`` and the given node sets (unique, in range)."""
     points = np.asarray(points, dtype=float)
     edges = np.asarray(edges, dtype=np.int64)
     if points.ndim != 2 or points.shape[1] != 2 or points.shape[0] == 0:
@@ -360,7 +394,7 @@ def plot_mesh(points, edges, path=None, *, fixed_nodes=None, load_nodes=None, ou
         bad = int(edges.max() if edges.max() >= n else edges.min())
         raise ValueError(f"edges refer to node {bad}; nodes are 0..{n - 1}")
     sets = {}
-    for name, nodes in (("fixed_nodes", fixed_nodes), ("load_nodes", load_nodes), ("output_nodes", output_nodes)):
+    for name, nodes in node_sets.items():
         if nodes is None:
             continue
         nodes = np.unique(np.asarray(nodes, dtype=np.int64).ravel())
@@ -368,27 +402,23 @@ def plot_mesh(points, edges, path=None, *, fixed_nodes=None, load_nodes=None, ou
             bad = nodes[(nodes < 0) | (nodes >= n)][0]
             raise ValueError(f"{name} has node {int(bad)}; nodes are 0..{n - 1}")
         sets[name] = nodes
-    lo, hi = points.min(axis=0), points.max(axis=0)
-    span = np.maximum(hi - lo, 1e-12)
-    arrows = np.zeros((0, 2, 2))
-    if "load_nodes" in sets and load_direction is not None:
-        d = np.asarray(load_direction, dtype=float).ravel()
-        if d.shape == (2,) and np.linalg.norm(d) > 0:
-            d = d / np.linalg.norm(d) * 0.12 * span.max()
-            tails = points[sets["load_nodes"]]
-            arrows = np.stack([tails, tails + d], axis=1)
-            lo = np.minimum(lo, arrows[:, 1].min(axis=0))
-            hi = np.maximum(hi, arrows[:, 1].max(axis=0))
-    pad = 0.04 * (hi - lo).max()
-    lo, hi = lo - pad, hi + pad
-    width = 9.0
-    # the axes keep the data's aspect; the rest is room for title, labels and the legend
-    height = float(np.clip((width - 1.0) * (hi[1] - lo[1]) / (hi[0] - lo[0]) + 1.6, 2.6, 10.0))
-    fig, (ax,) = _figure(1, width=width, height=height)
-    big = edges.shape[0] > 20000
-    lw = 0.6 if edges.shape[0] < 3000 else (0.3 if not big else 0.12)
-    lines = LineCollection(points[edges], colors="#5a6b7b", linewidths=lw, rasterized=big, zorder=1)
-    ax.add_collection(lines)
+    return points, edges, sets
+
+
+def _load_arrows(points, load_nodes, load_direction, span):
+    """(k, 2, 2) tail/tip of a load arrow at each loaded node (none without a direction)."""
+    if load_nodes is None or load_direction is None:
+        return np.zeros((0, 2, 2))
+    d = np.asarray(load_direction, dtype=float).ravel()
+    if d.shape != (2,) or not np.linalg.norm(d) > 0:
+        return np.zeros((0, 2, 2))
+    d = d / np.linalg.norm(d) * 0.12 * span
+    tails = points[load_nodes]
+    return np.stack([tails, tails + d], axis=1)
+
+
+def _mark_nodes(ax, points, sets, arrows):
+    """The fixed (triangles), output (circles) and loaded (stars, arrows) nodes."""
 
     def size(count):  # markers shrink when there are many, so they do not merge into a blob
         return float(np.clip(1500.0 / max(count, 1), 5.0, 30.0))
@@ -407,15 +437,6 @@ def plot_mesh(points, edges, path=None, *, fixed_nodes=None, load_nodes=None, ou
                    label=f"load ({_nodes(len(p))})")
         for tail, tip in arrows:
             ax.annotate("", xy=tip, xytext=tail, zorder=5, arrowprops=dict(arrowstyle="-|>", color="#d62728", lw=1.8))
-    ax.set_xlim(lo[0], hi[0])
-    ax.set_ylim(lo[1], hi[1])
-    ax.set_aspect("equal")
-    ax.set_xlabel(f"x  [{length_unit}]")
-    ax.set_ylabel(f"y  [{length_unit}]")
-    ax.set_title(title or f"Mesh: {n:,} nodes, {edges.shape[0]:,} rods")
-    if sets:
-        fig.legend(loc="outside lower center", ncols=len(sets), fontsize=8, frameon=False)
-    return _save(fig, path)
 
 
 # --------------------------------------------------------------------------- residuals
@@ -446,15 +467,15 @@ def plot_residuals(result, path=None):
         raise ValueError("no frequency is done in this result: nothing to plot")
     rel = np.asarray(result.rel_residual, float)
     bwd = np.asarray(result.backward_error, float)
-    method = np.asarray(getattr(result, "method", np.ones(freqs.size)), dtype=int)
+    method = np.asarray(getattr(result, "method", np.full(freqs.size, Method.DIRECT)), dtype=int)
     fig, (ax,) = _figure(1, height=4.4)
     floor = np.finfo(float).tiny
-    names = {1: "direct", 2: "fast"}
-    for m, name in names.items():
+    # skipped rows (Method.SKIPPED) have no residual to show
+    for m, c in ((Method.DIRECT, "#1f77b4"), (Method.FAST, "#ff7f0e")):
         sel = done & (method == m)
         if not sel.any():
             continue
-        c = "#1f77b4" if m == 1 else "#ff7f0e"
+        name = m.label
         ax.scatter(freqs[sel], np.maximum(rel[sel], floor), s=9, color=c, marker="o",
                    label=f"relative residual ‖Ax − Pb‖/‖Pb‖ ({name})", zorder=3)
         ax.scatter(freqs[sel], np.maximum(bwd[sel], floor), s=9, color=c, marker="x", alpha=0.6,

@@ -79,6 +79,8 @@ def test_wheel_has_every_module(wheel):
     )
     missing = [m for m in modules if m not in names]
     assert not missing, f"modules missing from {wheel.name} (add the subpackage to pyproject.toml): {missing}"
+    # the benchmark suite and its runner stay in the repository
+    assert not any(n.startswith("benchmarks/") or "/benchmarks/" in n for n in names)
 
 
 _CHECK = """
@@ -110,6 +112,19 @@ def test_installed_wheel_loads_a_shipped_model(wheel, tmp_path):
     ref = load_model(ROOT / "models" / "satellite.toml", level=1)
     K = ref.matrices()[0]
     assert (got["n_dof"], got["nnz"]) == (K.shape[0], K.nnz)
+
+
+def test_installed_wheel_bench_says_where_the_suite_is(wheel, tmp_path):
+    # no checkout around an installed femfreq: one clear line, exit code 2, no traceback
+    site = tmp_path / "site-packages"
+    zipfile.ZipFile(wheel).extractall(site)
+    env = {**os.environ, "PYTHONPATH": str(site)}
+    proc = subprocess.run([sys.executable, "-m", "femfreq", "bench", "--quick"], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and proc.stdout == ""
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1, proc.stderr
+    assert "ships with the femfreq source repository" in lines[0] and "python -m benchmarks --quick" in lines[0]
 
 
 def test_checkout_models_dir():

@@ -14,7 +14,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from femfreq.results import FORMAT, ResultWriter, SweepResult, read_results
+import femfreq
+from femfreq.codes import MEANING, Method
+from femfreq.results import FORMAT, FORMAT_VERSION, ResultWriter, SweepResult, read_results
 
 
 def _outputs(n_out):
@@ -266,7 +268,7 @@ def test_not_a_result_file(tmp_path):
 
 def test_write_chunk_rejects_bad_chunks(tmp_path):
     with _create(tmp_path / "r.h5", F=5, n_out=2) as w:
-        with pytest.raises(ValueError, match="chunk index 5 is out of range 0..4"):
+        with pytest.raises(ValueError, match=r"chunk index\[1\] = 5 is out of range \[0, 5\)"):
             w.write_chunk(_chunk([3, 5], 2))
         with pytest.raises(ValueError, match="chunk index repeats frequency 1"):
             w.write_chunk(_chunk([1, 1], 2))
@@ -276,6 +278,8 @@ def test_write_chunk_rejects_bad_chunks(tmp_path):
         bad.rel_residual = np.ones(3)
         with pytest.raises(ValueError, match=r"rel_residual must have shape \(2,\) \(has \(3,\)\)"):
             w.write_chunk(bad)
+        with pytest.raises(ValueError, match=r"chunk method has code 7, not one of 0 not done; 1 direct.*3 skipped"):
+            w.write_chunk(_chunk([0, 1], 2, method=7))
         with pytest.raises(TypeError, match="needs a ChunkResult-like object"):
             w.write_chunk(SimpleNamespace(index=[0], response=np.zeros((1, 2))))
         with pytest.raises(ValueError, match=r"time response must be t \(8,\) and response \(8, 2\)"):
@@ -287,10 +291,11 @@ def test_write_chunk_rejects_bad_chunks(tmp_path):
 
 
 @pytest.mark.parametrize("kw, err, match", [
-    (dict(freqs_hz=[]), ValueError, r"non-empty 1-D array \(has shape \(0,\)\)"),
-    (dict(freqs_hz=[1.0, -1.0]), ValueError, r"finite and >= 0 \(has -1.0 at position 1\)"),
-    (dict(load_spectrum=[1.0]), ValueError, r"load_spectrum must have shape \(2,\)"),
-    (dict(load_spectrum=[1.0, np.nan]), ValueError, "load_spectrum has a non-finite value at position 1"),
+    (dict(freqs_hz=[]), ValueError, "freqs_hz must not be empty"),
+    (dict(freqs_hz=[[1.0, 2.0]]), ValueError, r"freqs_hz must be one-dimensional \(got shape \(1, 2\)\)"),
+    (dict(freqs_hz=[1.0, -1.0]), ValueError, r"freqs_hz must be finite and >= 0 Hz \(got \S*-1.0\S* at index 1\)"),
+    (dict(load_spectrum=[1.0, 2.0, 3.0]), ValueError, "load_spectrum has 3 values but there are 2 frequencies"),
+    (dict(load_spectrum=[1.0, np.nan]), ValueError, "load_spectrum has a non-finite value at index 1"),
     (dict(outputs={"dof": []}), ValueError, "selects no DOF"),
     (dict(outputs={"xy": [[0, 0]]}), ValueError, "needs 'dof' or both 'node' and 'direction'"),
     (dict(outputs={"dof": [1, 2], "xy": [[0, 0]]}), ValueError, r"outputs\['xy'\] must have shape \(2, 2\)"),
@@ -309,9 +314,9 @@ def test_create_rejects_bad_arguments(tmp_path, kw, err, match):
 def test_skipped_rows_chunk_table_growth_and_outputs_from_dof(tmp_path):
     path = tmp_path / "r.h5"
     with ResultWriter.create(path, freqs_hz=[0.0, 1.0, 2.0], outputs={"dof": [5, 6]}) as w:
-        skip = _chunk([0], 2, method=0)
-        skip.response = np.full((1, 2), np.nan)
-        w.write_chunk(skip)  # e.g. a singular 0 Hz point: recorded, not done
+        pending = _chunk([0], 2, method=0)
+        pending.response = np.full((1, 2), np.nan)
+        w.write_chunk(pending)  # code 0: the row is written but stays not done
         for i in [1, 2, 1, 2, 1]:  # more chunks than frequencies: /chunks grows
             w.write_chunk(_chunk([i], 2))
         with pytest.warns(UserWarning, match="finishing with 1 of 3 frequencies not done"):
@@ -324,6 +329,108 @@ def test_skipped_rows_chunk_table_growth_and_outputs_from_dof(tmp_path):
     np.testing.assert_array_equal(r.outputs["direction"], [1, 0])
     assert np.isnan(r.outputs["xy"]).all()
     assert r.labels == ["node 2 y", "node 3 x"]
+
+
+# --------------------------------------------------------------------------- method codes and format versions
+
+
+def test_skipped_frequency_is_done_named_in_meaning_and_not_resumed(tmp_path, caplog):
+    """A singular 0 Hz point skipped on request is final: done, code 3, listed in the file's
+    ``meaning``; resuming the file solves nothing (no chunk added, no skip logged again)."""
+    K = np.array([[1.0, -1.0], [-1.0, 1.0]])  # two unit masses on a spring, free-free: K singular
+    M = np.eye(2)
+    b = np.array([1.0, 0.0])
+    path = tmp_path / "skip.h5"
+
+    def sweep(**kw):
+        return femfreq.solve(K, None, M, b, freqs_hz=[0.0, 1.0], method=femfreq.Direct(skip_singular=True),
+                             cluster=None, out=path, progress=False, **kw)
+
+    r = sweep()
+    np.testing.assert_array_equal(r.done, [True, True])
+    np.testing.assert_array_equal(r.method, [Method.SKIPPED, Method.DIRECT])
+    assert np.isnan(r.response[0]).all() and np.isfinite(r.response[1]).all()
+    assert r.complete and r.missing.size == 0
+    with h5py.File(path, "r") as h5:
+        meaning = h5["method"].attrs["meaning"]
+        assert h5.attrs["format_version"] == FORMAT_VERSION == 2
+    assert meaning == MEANING and "3 skipped" in meaning
+    n_chunks = len(r.chunks["start"])
+    caplog.clear()
+    again = sweep(resume=True)
+    assert len(again.chunks["start"]) == n_chunks  # nothing was solved
+    assert not [rec for rec in caplog.records if "skipping" in rec.getMessage()]
+    np.testing.assert_array_equal(again.method, r.method)
+
+
+def _version_1_file(path):
+    """A result file exactly as format version 1 wrote it: 3 frequencies, the first skipped
+    (done, code 3), the second solved directly, the third not done."""
+    chunk_dtype = np.dtype([("start", "<i8"), ("count", "<i8"), ("worker", h5py.string_dtype("utf-8", 64)),
+                            ("t_start", "<f8"), ("t_end", "<f8")])
+    nan_c = complex(np.nan, np.nan)
+    with h5py.File(path, "w", libver="earliest") as h5:
+        h5["freqs_hz"] = [0.0, 2.5, 5.0]
+        h5["load_spectrum"] = np.array([1.0, 1.0, 1.0], np.complex128)
+        h5["response"] = np.array([[nan_c], [0.5 - 0.25j], [nan_c]])
+        h5["done"] = np.array([True, True, False])
+        h5["rel_residual"] = [np.nan, 1e-15, np.nan]
+        h5["backward_error"] = [np.nan, 1e-17, np.nan]
+        h5["method"] = np.array([3, 1, 0], np.int8)
+        h5["method"].attrs["meaning"] = "0 not done, 1 direct, 2 fast"
+        h5["outputs/node"] = np.array([4], np.int64)
+        h5["outputs/direction"] = np.array([1], np.int8)
+        h5["outputs/direction"].attrs["meaning"] = "0 = x, 1 = y"
+        h5["outputs/dof"] = np.array([9], np.int64)
+        h5["outputs/xy"] = np.array([[1.0, 2.0]])
+        h5["time/t"] = np.zeros(0)
+        h5["time/response"] = np.zeros((0, 1))
+        table = h5.create_dataset("chunks", shape=(3,), maxshape=(None,), chunks=(3,), dtype=chunk_dtype)
+        table[0] = (0, 2, "tcp://127.0.0.1:1", 1.7e9, 1.7e9 + 1)
+        h5.create_group("model").attrs["name"] = "toy"
+        h5.create_group("versions").attrs["femfreq"] = "0.1.0"
+        h5.attrs.update({"format": "femfreq-results", "format_version": 1, "femfreq_version": "0.1.0",
+                         "created": "2025-01-01T00:00:00+00:00", "method": "direct", "solver": "superlu",
+                         "model_name": "toy", "status": np.bytes_(b"running\0"), "finished": np.bytes_(b"\0" * 32),
+                         "n_done": np.int64(-1)})
+
+
+def test_reads_a_version_1_file_and_resuming_upgrades_it(tmp_path):
+    path = tmp_path / "v1.h5"
+    _version_1_file(path)
+    r = read_results(path)
+    assert r.attrs["format_version"] == 1 and r.status == "running" and not r.complete
+    np.testing.assert_array_equal(r.freqs_hz, [0.0, 2.5, 5.0])
+    np.testing.assert_array_equal(r.done, [True, True, False])
+    np.testing.assert_array_equal(r.method, [3, 1, 0])
+    np.testing.assert_array_equal(r.response[1], [0.5 - 0.25j])
+    assert np.isnan(r.response[[0, 2]]).all() and r.t is None
+    np.testing.assert_array_equal(r.missing, [2])
+    assert list(r.chunks["worker"]) == ["tcp://127.0.0.1:1"] and r.labels == ["node 4 y"]
+    assert r.model == {"name": "toy"}
+    outputs = {"node": [4], "direction": [1], "dof": [9], "xy": [[1.0, 2.0]]}
+    with ResultWriter.create(path, freqs_hz=[0.0, 2.5, 5.0], outputs=outputs, resume=True) as w:
+        np.testing.assert_array_equal(w.missing, [2])
+        w.write_chunk(_chunk([2], 1, method=Method.SKIPPED))
+        w.finish()
+    r = read_results(path)
+    assert r.complete and r.attrs["format_version"] == 2
+    np.testing.assert_array_equal(r.method, [3, 1, 3])
+    np.testing.assert_array_equal(r.response[1], [0.5 - 0.25j])
+    with h5py.File(path, "r") as h5:
+        assert h5["method"].attrs["meaning"] == MEANING
+
+
+def test_a_newer_format_version_is_refused(tmp_path):
+    path = tmp_path / "v3.h5"
+    with _create(path):
+        pass
+    with h5py.File(path, "r+") as h5:
+        h5.attrs["format_version"] = 3
+    with pytest.raises(ValueError, match="has result format version 3; this femfreq reads up to 2"):
+        read_results(path)
+    with pytest.raises(ValueError, match=r"cannot resume .*format version 3; this femfreq writes 2"):
+        _create(path, resume=True)
 
 
 def test_sweep_result_in_memory_and_frf():

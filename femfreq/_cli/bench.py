@@ -1,17 +1,25 @@
 """Run the benchmark suite (benchmarks/bench_*.py) and write JSON + Markdown results.
 
-Same as ``python -m benchmarks``: each ``bench_<topic>.py`` module runs in its own process
-(a failure is reported, not fatal); results go to ``benchmarks/results/results.json`` and
-``results.md`` with the plots, or to ``-o DIR``. ``--quick`` (default) takes a few minutes.
-Exit code 1 if any benchmark failed.
+The same as ``python -m benchmarks`` in a source checkout: each ``bench_<topic>.py`` module runs in
+its own process (a failure is reported, not fatal); results go to
+``benchmarks/results/results.json`` and ``results.md`` with the plots, or to ``-o DIR``.
+``--quick`` (default) takes a few minutes. Exit code 1 if any benchmark failed. The suite
+ships with the source repository, not with the installed package: without a checkout
+(``benchmarks/`` next to the femfreq package or in the current folder) the command says so
+and exits with code 2.
 """
 
 from __future__ import annotations
 
-import argparse
+import os
+import subprocess
+import sys
 from pathlib import Path
 
-from femfreq.calibrate import _report
+_NO_SUITE = (
+    "femfreq: error: the benchmark suite ships with the femfreq source repository, not with the "
+    "installed package; in a checkout run `python -m benchmarks --quick` (or `femfreq bench`)"
+)
 
 
 def add_args(parser) -> None:
@@ -29,28 +37,37 @@ def add_args(parser) -> None:
     parser.add_argument("--package", metavar="DIR", help="benchmark package folder (default: the repository's benchmarks/)")
 
 
-def run(args, *, package_dir=None) -> int:
-    """Run the suite; print progress and the Markdown; return 0 if every benchmark passed, 1 otherwise."""
-    package_dir = Path(args.package or package_dir or _report.default_package_dir())
+def run(args) -> int:
+    """Run ``python -m benchmarks`` of the checkout with the same options; its exit code (2 without a checkout)."""
+    suite = _suite_dir()
+    if suite is None:
+        print(_NO_SUITE, file=sys.stderr)
+        return 2
+    sys.stdout.flush()
+    # run in the checkout, so that `-m benchmarks` (and its femfreq) is the checkout's, as by hand
+    return subprocess.run([sys.executable, "-m", "benchmarks", *_argv(args)], cwd=suite.parent).returncode
+
+
+def _suite_dir() -> Path | None:
+    """The checkout's ``benchmarks/`` (next to the femfreq package, else in the current folder), or None."""
+    for parent in (Path(__file__).resolve().parents[2], Path.cwd()):
+        suite = parent / "benchmarks"
+        if (suite / "__main__.py").is_file() and (suite / "_report.py").is_file():
+            return suite
+    return None
+
+
+def _argv(args) -> list[str]:
+    """The parsed options as ``python -m benchmarks`` arguments (paths made absolute)."""
+    argv = ["--full" if args.full else "--quick"]
+    if args.only:
+        argv += ["--only", args.only]
+    if args.out:
+        argv += ["-o", os.path.abspath(args.out)]
+    if args.timeout is not None:
+        argv += ["--timeout", repr(args.timeout)]
     if args.list:
-        print("\n".join(_report.discover(package_dir)))
-        return 0
-    timeout = args.timeout if args.timeout is not None else (None if args.full else 900.0)
-    report = _report.run_suite(
-        package_dir, quick=not args.full, only=args.only, out_dir=args.out, timeout=timeout,
-        echo=lambda line: print(line, flush=True),
-    )
-    print(Path(report["markdown"]).read_text())
-    print(f"wrote {report['json']} and {report['markdown']}")
-    return 0 if all(b["status"] == "ok" for b in report["benchmarks"]) else 1
-
-
-def main(argv=None, *, package_dir=None) -> int:
-    """``python -m benchmarks``: the same options as ``femfreq bench``."""
-    parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.splitlines()[0])
-    add_args(parser)
-    args = parser.parse_args(argv)
-    try:
-        return run(args, package_dir=package_dir)
-    except ValueError as exc:
-        parser.exit(2, f"{parser.prog}: error: {exc}\n")
+        argv.append("--list")
+    if args.package:
+        argv += ["--package", os.path.abspath(args.package)]
+    return argv

@@ -1,4 +1,4 @@
-"""The benchmark suite runner behind ``python -m benchmarks`` and ``femfreq bench``.
+"""The benchmark suite runner behind ``python -m benchmarks`` (and ``femfreq bench`` in a checkout).
 
 A benchmark package is a folder of modules ``bench_<topic>.py``, each defining
 ``run(quick: bool = True) -> dict`` returning ``{"name": str, "rows": [dict, ...], "notes": str}``
@@ -310,18 +310,3 @@ def to_markdown(report: dict) -> str:
         if b.get("plot_error"):
             out += [f"(plot failed: {b['plot_error'].strip().splitlines()[-1]})", ""]
     return "\n".join(out)
-
-
-def default_package_dir() -> Path:
-    """The repository's ``benchmarks/`` folder (next to the femfreq package, or in the current folder).
-
-    Raises
-    ------
-    ValueError
-        If neither exists (an installed femfreq without its repository).
-    """
-    here = Path(__file__).resolve().parents[2] / "benchmarks"
-    for cand in (here, Path.cwd() / "benchmarks"):
-        if (cand / "__init__.py").is_file():
-            return cand
-    raise ValueError(f"no benchmarks/ package found (looked in {here} and {Path.cwd() / 'benchmarks'}); pass --package DIR")

@@ -1,0 +1,135 @@
+"""Reading a result file: :func:`read_results` and the attribute decoding."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+
+import numpy as np
+
+from ._format import FORMAT, FORMAT_VERSION
+from .result import SweepResult
+
+__all__ = ["read_results"]
+
+logger = logging.getLogger(__name__)
+
+
+def read_results(path) -> SweepResult:
+    """Read a result file written by :class:`ResultWriter`.
+
+    A file from an interrupted sweep reads fine: rows not done are NaN and
+    ``done`` says which are there (``result.complete`` is False). Files of format
+    version 1 and 2 read the same way (version 2 only completed the ``meaning``
+    attribute of ``/method``; see :mod:`femfreq.results`).
+
+    Parameters
+    ----------
+    path : str or path-like
+
+    Returns
+    -------
+    SweepResult
+
+    Raises
+    ------
+    FileNotFoundError
+        If the file does not exist.
+    ValueError
+        If the file is not HDF5 or not a femfreq result file (the message names the path).
+    """
+    import h5py
+
+    path = os.fspath(path)
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"result file {path!r} does not exist")
+    if not h5py.is_hdf5(path):
+        raise ValueError(f"{path!r} is not an HDF5 file, so not a femfreq result file")
+    with _open_for_reading(path) as h5:
+        return _result_from_h5(h5, path)
+
+
+def _result_from_h5(h5, path) -> SweepResult:
+    """Build a SweepResult from an open result file."""
+    version = _format_version(h5)
+    if version is None:
+        raise ValueError(f"{path!r} is not a femfreq result file (no format={FORMAT!r} attribute in '/')")
+    if version > FORMAT_VERSION:
+        raise ValueError(f"{path!r} has result format version {version}; this femfreq reads up to {FORMAT_VERSION}")
+    done = h5["done"][()].astype(bool)
+    t = h5["time/t"][()]
+    time_response = h5["time/response"][()]
+    if t.size == 0 or not np.isfinite(t[0]):
+        t, time_response = None, None
+    table = h5["chunks"][()]
+    table = table[table["count"] > 0]
+    chunks = {name: table[name] for name in ("start", "count", "t_start", "t_end")}
+    chunks["worker"] = np.array([_attr_str(w) for w in table["worker"]], dtype=object)
+    return SweepResult(
+        freqs_hz=h5["freqs_hz"][()],
+        response=h5["response"][()],
+        done=done,
+        rel_residual=h5["rel_residual"][()],
+        backward_error=h5["backward_error"][()],
+        method=h5["method"][()],
+        load_spectrum=h5["load_spectrum"][()],
+        outputs={name: h5[f"outputs/{name}"][()] for name in ("node", "direction", "dof", "xy")},
+        t=t,
+        time_response=time_response,
+        attrs=_read_attrs(h5.attrs),
+        chunks=chunks,
+        model=_read_attrs(h5["model"].attrs),
+        versions=_read_attrs(h5["versions"].attrs),
+        path=str(path),
+    )
+
+
+def _format_version(h5) -> int | None:
+    """The file's ``format_version`` (0 when absent), or None if it is not a femfreq result file."""
+    if _attr_str(h5.attrs.get("format")) != FORMAT:
+        return None
+    return int(h5.attrs.get("format_version", 0))
+
+
+def _open_for_reading(path):
+    """Open read-only; without the file lock when a running sweep holds it."""
+    import h5py
+
+    try:
+        return h5py.File(path, "r")
+    except OSError as exc:
+        # a sweep still writing holds an exclusive lock; the metadata does not change while
+        # it runs (see femfreq.results.writer), so reading without the lock is safe
+        if "lock" not in str(exc).lower():
+            raise
+        logger.info("%s is locked by a running sweep; reading it without the lock", path)
+        return h5py.File(path, "r", locking=False)
+
+
+def _attr_str(value):
+    """An attribute value as str (bytes decoded as UTF-8; None stays None)."""
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    if isinstance(value, np.ndarray) and value.dtype.kind in "SO" and value.ndim == 0:
+        return _attr_str(value[()])
+    return value if isinstance(value, str) else (None if value is None else str(value))
+
+
+def _read_attrs(attrs) -> dict:
+    """Attributes as a dict of Python values (JSON strings parsed back, arrays of strings as lists)."""
+    out = {}
+    for key, value in attrs.items():
+        if isinstance(value, bytes):
+            value = value.decode("utf-8", "replace")
+        if isinstance(value, str) and value[:1] in "{[":
+            try:
+                value = json.loads(value)
+            except ValueError:
+                pass
+        elif isinstance(value, np.generic):
+            value = value.item()
+        elif isinstance(value, np.ndarray) and value.dtype.kind in "OSU":
+            value = [v.decode("utf-8", "replace") if isinstance(v, bytes) else str(v) for v in value.ravel()]
+        out[key] = value
+    return out
