@@ -12,7 +12,7 @@ A four-step tutorial:
    residuals and the time response at the output DOF.
 """
 
-__version__ = "0.1.0"
+from ._version import __version__
 
 __all__ = [
     "__version__",

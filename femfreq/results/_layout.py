@@ -37,7 +37,7 @@ def create_file(path: str, freqs_hz, P, outs, attrs: dict, model: dict, n_fft: i
 
 def _write_layout(h5, freqs_hz, P, outs, attrs, model, n_fft):
     """Create every dataset at full size, storage allocated."""
-    from .. import __version__
+    from .._version import __version__
 
     F, n_out = freqs_hz.size, outs["dof"].size
     nan_c = np.complex128(complex(np.nan, np.nan))
