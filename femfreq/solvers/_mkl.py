@@ -1,6 +1,6 @@
 """The one loader of MKL's single dynamic library ``mkl_rt``.
 
-Every use of MKL in femfreq goes through :func:`_load_mkl`. ``FEMFREQ_NO_MKL=1``
+Every use of MKL in femfreq goes through :func:`load`. ``FEMFREQ_NO_MKL=1``
 hides MKL from the whole package; ``FEMFREQ_MKL_RT=/path/libmkl_rt.so.2`` points
 at a specific library.
 """
@@ -67,7 +67,7 @@ def _candidate_paths():
         yield Path(found)
 
 
-class _MKL:
+class MKL:
     """The loaded mkl_rt library and the integer type of its interface."""
 
     def __init__(self, path: Path):
@@ -88,6 +88,9 @@ class _MKL:
         self.pardiso = lib.pardiso
         self.pardiso.restype = None
         self.pardiso.argtypes = [ctypes.c_void_p] * 16
+        self.pardisoinit = lib.pardisoinit
+        self.pardisoinit.restype = None
+        self.pardisoinit.argtypes = [ctypes.c_void_p] * 3
         self.set_threads_local = lib.MKL_Set_Num_Threads_Local
         self.set_threads_local.argtypes = [ctypes.c_int]
         self.set_threads_local.restype = ctypes.c_int
@@ -109,13 +112,27 @@ def _have_iomp(libdir: Path) -> bool:
     return ctypes.util.find_library("iomp5") is not None
 
 
-_mkl: _MKL | None = None
+_mkl: MKL | None = None
 _mkl_error: str | None = None
 _mkl_lock = threading.Lock()
 
 
-def _load_mkl() -> _MKL:
+def hidden() -> bool:
+    """True when ``FEMFREQ_NO_MKL`` hides MKL from this process."""
+    return os.environ.get("FEMFREQ_NO_MKL", "").strip().lower() not in ("", "0", "false", "no")
+
+
+def load() -> MKL:
+    """The process's one loaded ``mkl_rt`` (loaded on first use).
+
+    Raises
+    ------
+    SolverUnavailableError
+        If ``FEMFREQ_NO_MKL`` is set (then nothing is loaded) or no library loads.
+    """
     global _mkl, _mkl_error
+    if hidden():
+        raise SolverUnavailableError("MKL is hidden by FEMFREQ_NO_MKL=" + os.environ["FEMFREQ_NO_MKL"])
     with _mkl_lock:
         if _mkl is not None:
             return _mkl
@@ -126,7 +143,7 @@ def _load_mkl() -> _MKL:
             if not path.exists():
                 continue
             try:
-                _mkl = _MKL(path)
+                _mkl = MKL(path)
                 logger.debug("loaded MKL %s from %s", _mkl.version, path)
                 return _mkl
             except (OSError, AttributeError) as exc:
@@ -137,6 +154,19 @@ def _load_mkl() -> _MKL:
         raise SolverUnavailableError(_mkl_error)
 
 
-def _hidden() -> bool:
-    return os.environ.get("FEMFREQ_NO_MKL", "").strip().lower() not in ("", "0", "false", "no")
+def status() -> tuple[bool, str]:
+    """Whether MKL can be used in this process, and why not (empty reason when it can)."""
+    if hidden():
+        return False, "hidden by FEMFREQ_NO_MKL=" + os.environ["FEMFREQ_NO_MKL"]
+    try:
+        load()
+    except SolverUnavailableError as exc:
+        return False, str(exc)
+    return True, ""
 
+
+def memory_bytes() -> int:
+    """Bytes currently allocated by MKL's memory manager (includes PARDISO's factors)."""
+    mkl = load()
+    nbuf = ctypes.c_int(0)
+    return int(mkl.mem_stat(ctypes.byref(nbuf)))

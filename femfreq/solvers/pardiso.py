@@ -18,17 +18,15 @@ Set ``FEMFREQ_NO_MKL=1`` to hide PARDISO (tests of the fallback), or
 
 from __future__ import annotations
 
-import ctypes
 import logging
-import os
 
 import numpy as np
 
 from ..errors import PardisoError, SingularMatrixError, SolverUnavailableError
-from ._mkl import _hidden, _load_mkl
-from .base import DirectSolver, _describe, is_symmetric
+from . import _mkl
+from .base import DirectSolver, _describe
 
-__all__ = ["PardisoError", "PardisoSolver", "pardiso_available", "mkl_memory_bytes"]
+__all__ = ["PardisoError", "PardisoSolver", "RealSymmetricPardiso", "mkl_memory_bytes", "pardiso_available"]
 
 logger = logging.getLogger(__name__)
 
@@ -100,20 +98,49 @@ def pardiso_available() -> tuple[bool, str]:
     reason : str
         Empty when ``ok``; else why (``FEMFREQ_NO_MKL`` set, library not found, ...).
     """
-    if _hidden():
-        return False, "hidden by FEMFREQ_NO_MKL=" + os.environ["FEMFREQ_NO_MKL"]
-    try:
-        _load_mkl()
-    except SolverUnavailableError as exc:
-        return False, str(exc)
-    return True, ""
+    return _mkl.status()
 
 
 def mkl_memory_bytes() -> int:
     """Bytes currently allocated by MKL's memory manager (includes PARDISO's factors)."""
-    mkl = _load_mkl()
-    nbuf = ctypes.c_int(0)
-    return int(mkl.mem_stat(ctypes.byref(nbuf)))
+    return _mkl.memory_bytes()
+
+
+# -- the one call path ---------------------------------------------------------------
+_STAGES = {11: "analysis", 12: "analysis + factorization", 22: "factorization",
+           23: "factorization + solve", 33: "solve", -1: "release"}
+
+
+def _pardiso(mkl, pt, mtype, phase, n, a, ia, ja, perm, iparm, B, X, nrhs, threads=0) -> int:
+    """One PARDISO call (maxfct = mnum = 1, no messages); returns PARDISO's error code.
+
+    ``ia``, ``ja``, ``perm`` and ``iparm`` are arrays of ``mkl.int_type``; ``threads``
+    > 0 sets MKL's thread count for this call only (0: MKL's global setting).
+    """
+    scalars = np.array([1, 1, mtype, phase, n, nrhs, 0, 0], dtype=mkl.int_type)
+    p = lambda arr: arr.ctypes.data  # noqa: E731
+    s = lambda i: scalars.ctypes.data + i * scalars.itemsize  # noqa: E731
+    prev = mkl.set_threads_local(threads) if threads else None
+    try:
+        mkl.pardiso(
+            p(pt), s(0), s(1), s(2), s(3), s(4),
+            p(a), p(ia), p(ja), p(perm), s(5),
+            p(iparm), s(6), p(B), p(X), s(7),
+        )
+    finally:
+        if prev is not None:
+            mkl.set_threads_local(prev)
+    return int(scalars[7])
+
+
+def _error(phase, err, omega=None) -> PardisoError:
+    """The :class:`PardisoError` for a failed phase (``omega`` named when known)."""
+    what = _ERRORS.get(err, "unknown error")
+    return PardisoError(
+        f"PARDISO {_STAGES.get(phase, f'phase {phase}')} failed with error {err}: {what}"
+        + (f" at {_describe(omega)}" if omega is not None else ""),
+        err,
+    )
 
 
 # -- the solver --------------------------------------------------------------------
@@ -209,11 +236,11 @@ class PardisoSolver(DirectSolver):
         sparse_rhs="auto",
         **options,
     ):
-        if _hidden():
+        if _mkl.hidden():
             raise SolverUnavailableError(
                 "solver 'pardiso' is not available: hidden by FEMFREQ_NO_MKL; use solver='superlu'"
             )
-        self._mkl = _load_mkl()
+        self._mkl = _mkl.load()
         if isinstance(threads, bool) or not isinstance(threads, (int, np.integer)) or threads < 0:
             raise ValueError(f"threads must be an integer >= 0 (got {threads!r})")
         if ordering != "auto" and ordering not in _ORDERINGS:
@@ -224,7 +251,7 @@ class PardisoSolver(DirectSolver):
         if refinement < 0:
             raise ValueError(f"refinement must be >= 0 (got {refinement})")
         self.threads = int(threads)
-        self.symmetric_input = is_symmetric(system) if symmetric is None else bool(symmetric)
+        self.symmetric_input = system.is_symmetric if symmetric is None else bool(symmetric)
         self.mtype = 6 if self.symmetric_input else 13
         if pivot_perturbation is None:
             pivot_perturbation = 8 if self.mtype == 6 else 13
@@ -409,38 +436,18 @@ class PardisoSolver(DirectSolver):
 
     # -- calls ----------------------------------------------------------------------
     def _call(self, phase, B, X, nrhs, omega=None):
-        mkl = self._mkl
-        it = mkl.int_type
-        scalars = np.array([1, 1, self.mtype, phase, self.system.n, nrhs, 0, 0], dtype=it)
-        p = lambda arr: arr.ctypes.data  # noqa: E731
-        s = lambda i: scalars.ctypes.data + i * scalars.itemsize  # noqa: E731
-        prev = mkl.set_threads_local(self.threads) if self.threads else None
-        try:
-            mkl.pardiso(
-                p(self._pt), s(0), s(1), s(2), s(3), s(4),
-                p(self._a), p(self._ia), p(self._ja), p(self._perm), s(5),
-                p(self._iparm), s(6), p(B), p(X), s(7),
-            )
-        finally:
-            if prev is not None:
-                mkl.set_threads_local(prev)
+        err = _pardiso(self._mkl, self._pt, self.mtype, phase, self.system.n, self._a, self._ia, self._ja,
+                       self._perm, self._iparm, B, X, nrhs, self.threads)
         self.calls.append(phase)
         if phase == 11:
             self._handle_live = True
-        err = int(scalars[7])
         if err:
-            what = _ERRORS.get(err, "unknown error")
             if phase != 11 and err in (-4, -7):
                 raise SingularMatrixError(
-                    f"A(omega) is singular at {_describe(omega)}: PARDISO error {err} ({what})",
+                    f"A(omega) is singular at {_describe(omega)}: PARDISO error {err} ({_ERRORS[err]})",
                     omega,
                 )
-            stage = {11: "analysis", 22: "factorization", 23: "factorization + solve", 33: "solve", -1: "release"}
-            raise PardisoError(
-                f"PARDISO {stage.get(phase, f'phase {phase}')} failed with error {err}: {what}"
-                + (f" at {_describe(omega)}" if omega is not None else ""),
-                err,
-            )
+            raise _error(phase, err, omega)
 
     def _use_partial(self, B):
         """Sparse-rhs substitution (iparm[30] = 2) for B if B is zero off the marked rows."""
@@ -486,3 +493,89 @@ class PardisoSolver(DirectSolver):
                 self._call(-1, dummy, dummy.copy(), 1)
             finally:
                 self._pt[:] = 0
+
+
+class RealSymmetricPardiso:
+    """MKL PARDISO for a real symmetric indefinite matrix (type -2): analyse once, refactor, solve many.
+
+    The fast sweep's factorizations of ``K - s M`` at real shifts ``s``: every
+    shift has the same pattern, so :meth:`refactor` redoes only the numerical
+    factorization. The inertia comes with each factorization (:attr:`n_negative`,
+    the Sturm count of eigenvalues of ``(K, M)`` below ``s``).
+
+    Parameters
+    ----------
+    indptr, indices, data : arrays
+        Upper triangle in zero-based CSR, sorted, every diagonal entry stored.
+    threads : int, optional
+        MKL threads for these calls; 0 (default) uses MKL's global setting.
+
+    Attributes
+    ----------
+    n_negative : int
+        Negative eigenvalues of the last factorized matrix (its inertia).
+    perturbed_pivots : int
+        Pivots PARDISO perturbed in the last factorization.
+    """
+
+    name = "pardiso-real-symmetric"
+    _MTYPE = -2
+
+    def __init__(self, indptr, indices, data, *, threads: int = 0):
+        self._mkl = mkl = _mkl.load()
+        it = mkl.int_type
+        self.n = indptr.size - 1
+        self.threads = int(threads)
+        self._a = np.array(data, dtype=np.float64)
+        self._ia = np.ascontiguousarray(indptr, dtype=it)
+        self._ja = np.ascontiguousarray(indices, dtype=it)
+        self._perm = np.zeros(self.n, dtype=it)  # unused: no user permutation, no partial solve
+        self._pt = np.zeros(64, dtype=np.int64)
+        self._iparm = np.zeros(64, dtype=it)
+        mtype = np.array([self._MTYPE], dtype=it)
+        mkl.pardisoinit(self._pt.ctypes.data, mtype.ctypes.data, self._iparm.ctypes.data)
+        self._iparm[0] = 1
+        self._iparm[1] = 2  # nested dissection (METIS)
+        self._iparm[7] = 0  # no iterative refinement: any basis vector will do, the certificate checks
+        self._iparm[23] = 1  # two-level parallel factorization (faster also on one thread here)
+        self._iparm[34] = 1  # zero-based indices
+        self._alive = True
+        self._phase(12)
+
+    def _phase(self, phase, B=None, X=None, nrhs=1):
+        dummy = np.zeros(1)
+        err = _pardiso(self._mkl, self._pt, self._MTYPE, phase, self.n, self._a, self._ia, self._ja, self._perm,
+                       self._iparm, dummy if B is None else B, dummy if X is None else X, nrhs, self.threads)
+        if err:
+            raise _error(phase, err)
+        if phase in (12, 22):
+            self.perturbed_pivots = int(self._iparm[13])
+            self.n_negative = int(self._iparm[22])  # inertia: number of negative eigenvalues
+
+    def refactor(self, data):
+        """New values on the same pattern: numerical factorization only (analysis reused)."""
+        self._a[:] = data
+        self._phase(22)
+
+    def solve(self, rhs):
+        """``x`` with ``A x = rhs`` (rhs (n,) or (n, k), real)."""
+        b = np.asfortranarray(np.asarray(rhs, dtype=np.float64))
+        x = np.zeros_like(b, order="F")
+        self._phase(33, b, x, nrhs=1 if b.ndim == 1 else b.shape[1])
+        return x
+
+    def close(self):
+        """Free the analysis and the factors (safe to call twice)."""
+        if getattr(self, "_alive", False):
+            self._alive = False
+            try:
+                self._phase(-1)
+            except PardisoError:  # pragma: no cover - release does not fail in practice
+                pass
+            self._pt[:] = 0
+
+    def __del__(self):
+        try:
+            self.close()
+        except Exception:  # noqa: BLE001 - never raise from a finaliser
+            pass

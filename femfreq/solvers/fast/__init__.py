@@ -22,20 +22,20 @@ O(nnz) residual. The basis grows (more Krylov vectors, then a new shift at the w
 frequency) until every frequency meets ``tol``; what still fails is solved directly.
 
 All shifts share one ordering and symbolic analysis of the pattern of ``K + M``
-(kept per process for the next call on the same system, :func:`free_factor_cache`).
-For light damping, sweeps are cut into sub-bands of equal mode count
-(:func:`band_chunks`, :func:`mode_weights`), estimated with Sturm counts
-(:func:`count_modes`: the inertia of ``K - s M``).
+(kept per process for the next call on the same system; freed by
+:func:`femfreq.solvers.clear_caches`). For light damping, the planner cuts sweeps
+into sub-bands of equal mode count with :func:`mode_weights`, estimated with Sturm
+counts (:func:`count_modes`: the inertia of ``K - s M``).
+
+Modules: :mod:`.factors` (the real factorizations of ``K - s M``), :mod:`.modes`
+(mode counts and weights), :mod:`.basis` (the reduced basis and its certificate),
+:mod:`.reduced` (one pass: build, certify), :mod:`.band` (:func:`solve_band`,
+with the direct fallback).
 
 See ``docs/fast_sweep.md`` for the design and its measurements.
 """
 
 from .band import BandResult, solve_band
-from .factors import free_factor_cache
-from .modes import band_chunks, count_modes, mode_weights
+from .modes import count_modes, mode_weights
 
-__all__ = ["BandResult", "band_chunks", "count_modes", "free_factor_cache", "mode_weights", "solve_band"]
-
-# private names the tests still reach (removed with the cache owner)
-from .factors import _CACHE, _ShiftedFactors, _mkl_rt  # noqa: E402, F401
-from .modes import _mode_exponent  # noqa: E402, F401
+__all__ = ["BandResult", "count_modes", "mode_weights", "solve_band"]

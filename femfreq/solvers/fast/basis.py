@@ -107,7 +107,7 @@ class _Basis:
             if self.m:
                 V = self.V[:, : self.m]
                 B = B - V @ (V.T @ MB)
-            cols, mcols, new_norms, lost = [], [], [], False
+            cols, mcols, lost = [], [], False
             for j in range(B.shape[1]):
                 w = B[:, j]
                 for v, mv in zip(cols, mcols):
@@ -237,15 +237,3 @@ class _Basis:
         """x = V y (n,) for one frequency (real V times the real and imaginary parts: no complex copy of V)."""
         V = self.V[:, : self.m]
         return V @ y.real + 1j * (V @ y.imag)
-
-
-def _frobenius_norms(system, omegas):
-    """||A(omega)||_F for every omega, O(1) each from sums over the pattern values."""
-    k, c, m, g = system.k_values, system.c_values, system.m_values, system.g
-    kk, mm, cc = k @ k, m @ m, c @ c
-    km, kc, mc = k @ m, k @ c, m @ c
-    w = omegas
-    # |v|^2 = (k - w^2 m)^2 + (g k + w c)^2 summed over the pattern
-    real = kk - 2 * w**2 * km + w**4 * mm
-    imag = g * g * kk + 2 * g * w * kc + w**2 * cc
-    return np.sqrt(np.maximum(real + imag, 0.0))

@@ -5,11 +5,11 @@ from __future__ import annotations
 import numpy as np
 
 from ...system import System
-from .factors import _cached_factors, _mkl_rt
+from .. import mkl_available
+from .factors import shifted_factors
 
-# ---------------------------------------------------------------------------
-# mode counts (Sturm) and sub-bands of equal mode count
-# ---------------------------------------------------------------------------
+__all__ = ["count_modes", "mode_weights"]
+
 _DEFAULT_MODE_EXPONENT = 1.8  # N(f) ~ f^1.8 measured on the satellite (293 / 1031 below 1 / 2 kHz)
 
 
@@ -49,25 +49,21 @@ def count_modes(system, freqs_hz, *, factor="auto"):
         raise ValueError(f"freqs_hz must be positive finite frequencies in Hz (got {freqs_hz!r})")
     if factor not in ("auto", "pardiso"):
         raise ValueError(f"count_modes needs factor 'auto' or 'pardiso' (got {factor!r})")
-    lib = _mkl_rt()
-    if lib is None:
+    if not mkl_available():
         raise ValueError("count_modes needs the MKL runtime (libmkl_rt) for the inertia of K - s M")
     out = np.empty(f.size, dtype=np.int64)
-    # the process's cached analysis (what solve_band uses, "auto" = PARDISO here): the
-    # sub-bands solved next in this process (a dask worker) skip their analysis
-    factors, release = _cached_factors(system, "auto")
-    try:
+    # the process's kept analysis (what solve_band uses): the sub-bands solved next
+    # in this process (a dask worker) skip their analysis
+    with shifted_factors(system, "pardiso") as factors:
         for i, fi in enumerate(f):
             out[i] = factors.factor((2 * np.pi * fi) ** 2).n_negative
-    finally:
-        release()
     return out
 
 
 def _mode_exponent(system, top, counts, factor):
     """Exponent p of N(f) ~ f^p from Sturm counts at top and top / 2 (default 1.8)."""
     p = _DEFAULT_MODE_EXPONENT
-    if counts and top > 0 and _mkl_rt() is not None:
+    if counts and top > 0 and mkl_available():
         n_top, n_half = count_modes(system, [top, top / 2], factor=factor)
         if n_top > n_half > 0:
             p = float(np.clip(np.log2(n_top / n_half), 0.5, 4.0))
@@ -77,8 +73,12 @@ def _mode_exponent(system, top, counts, factor):
 def mode_weights(system, freqs_hz, *, counts=True, factor="auto"):
     """Relative fast-sweep cost of each frequency: the modes per grid step, ``dN/df * df``.
 
-    ``N(f) ~ f^p`` with ``p`` from two Sturm counts (see :func:`band_chunks`). Pass the
-    result as ``weights`` to :func:`femfreq.execute.plan_chunks`.
+    A light-damping fast sweep costs roughly in proportion to the modes in a band (its
+    basis must contain them), and the mode density grows with frequency. The mode
+    count is fitted by a power law ``N(f) ~ f^p`` with ``p`` from Sturm counts
+    (:func:`count_modes`) at the top frequency and half of it (two real
+    factorizations), or ``p = 1.8`` without them (``counts=False``, or without MKL).
+    Pass the result as ``weights`` to :func:`femfreq.plan.plan_chunks`.
 
     Parameters
     ----------
@@ -116,57 +116,3 @@ def mode_weights(system, freqs_hz, *, counts=True, factor="auto"):
     w = np.empty(f.size)
     w[order] = edges[1:] ** p - edges[:-1] ** p
     return w / w.sum() if w.sum() > 0 else np.full(f.size, 1.0 / f.size)
-
-
-def band_chunks(system, freqs_hz, n_chunks, *, counts=True, factor="auto"):
-    """Split a sweep into contiguous sub-bands holding about the same number of modes.
-
-    A light-damping fast sweep costs roughly in proportion to the modes in a band (its
-    basis must contain them), and the mode density grows with frequency, so bands of
-    equal *width* are unbalanced. The mode count ``N(f)`` is fitted by a power law
-    ``N = c f^p`` through Sturm counts (:func:`count_modes`) at the top frequency and
-    half of it (two real factorizations), or ``p = 1.8`` without them (``counts=False``,
-    or when MKL is absent). A small per-frequency term keeps mode-free bands finite.
-
-    Parameters
-    ----------
-    system : System
-        The model (``K``, ``M`` for the counts).
-    freqs_hz : (k,) array_like
-        Sweep frequencies in Hz, in any order.
-    n_chunks : int
-        Number of sub-bands (>= 1; fewer if there are fewer frequencies).
-    counts : bool
-        Use Sturm counts for the exponent (else the default exponent).
-    factor : str
-        Backend for the counts (see :func:`count_modes`).
-
-    Returns
-    -------
-    list of int64 arrays
-        Positions into ``freqs_hz``; each sub-band is a contiguous frequency range,
-        listed from the highest band down (high bands have the largest tails; start them first).
-
-    Raises
-    ------
-    ValueError
-        For ``n_chunks < 1`` or non-finite frequencies.
-    """
-    f = np.atleast_1d(np.asarray(freqs_hz, dtype=float))
-    if f.ndim != 1 or not np.all(np.isfinite(f)):
-        raise ValueError(f"freqs_hz must be finite frequencies in Hz (got {freqs_hz!r})")
-    if isinstance(n_chunks, bool) or not isinstance(n_chunks, (int, np.integer)) or n_chunks < 1:
-        raise ValueError(f"n_chunks must be an integer >= 1 (got {n_chunks!r})")
-    order = np.argsort(f, kind="stable")
-    fs = np.abs(f[order])
-    n_chunks = int(min(n_chunks, max(f.size, 1)))
-    if f.size == 0:
-        return []
-    top = float(fs.max())
-    p = _mode_exponent(system, top, counts, factor)
-    # cumulative cost ~ N(f) / N(top) + a small per-frequency share
-    cum = (fs / top) ** p if top > 0 else np.zeros_like(fs)
-    cum = cum + 0.05 * np.arange(fs.size) / max(fs.size - 1, 1)
-    edges = np.searchsorted(cum, np.linspace(0, cum[-1], n_chunks + 1)[1:-1], side="right")
-    parts = [c for c in np.split(order, edges) if c.size]
-    return parts[::-1]
