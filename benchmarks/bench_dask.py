@@ -49,7 +49,7 @@ def _system(level):
 
 
 def _solver():
-    from femfreq.solvers.base import available_solvers
+    from femfreq.solvers import available_solvers
 
     return "pardiso" if "pardiso" in available_solvers() else "superlu"
 
@@ -128,14 +128,14 @@ def run(quick: bool = True) -> dict:
 
     def serial_sweep():
         # this process, one thread, analysis included (as in a real sweep)
-        from femfreq.solvers.base import clear_cache
+        from femfreq.solvers import clear_caches
 
-        clear_cache()
+        clear_caches()
         with threadpool_limits(1):
             t0 = time.perf_counter()
             out = solve_chunk(system, np.arange(n_freqs), freqs, load, solver=solver)
             seconds = time.perf_counter() - t0
-        clear_cache()
+        clear_caches()
         return out, seconds
 
     # warm-up (imports, JIT, first allocations) in both, so that both measure a steady sweep
@@ -143,7 +143,7 @@ def run(quick: bool = True) -> dict:
         solve_chunk(system, np.arange(2), freqs[:2], load[:2], solver=solver)
     rows = []
     with open_client("local", n_workers=n_workers, dashboard=False) as client:
-        from femfreq.solvers.base import clear_cache
+        from femfreq.solvers import clear_caches
 
         warm = [(np.array([i]), freqs[i : i + 1], load[i : i + 1]) for i in range(2 * n_workers)]
         t0 = time.perf_counter()
@@ -154,7 +154,7 @@ def run(quick: bool = True) -> dict:
         t_serials, t_dasks, busys, pair_effs = [], [], [], []
         for _ in range(repeats):
             serial, t_serial_k = serial_sweep()
-            client.run(clear_cache)  # each worker pays its analysis, as serial does
+            client.run(clear_caches)  # each worker pays its analysis, as serial does
             if not t_serials:  # one plan for all repeats, from the first serial estimate
                 plan = plan_chunks(n_freqs, n_workers, seconds_per_freq=t_serial_k / n_freqs)
                 tasks = [(p, freqs[p], load[p]) for p in plan]

@@ -93,15 +93,18 @@ def _chunk(args):
 def _fast_sweep(path, case, freqs, n_chunks, n_workers, tol, split="modes"):
     """The whole fast sweep on n_workers 1-thread processes; (wall seconds, merged results).
 
-    ``split="modes"``: sub-bands of equal mode count (``band_chunks``, Sturm counts
-    included in the wall time), highest band first; ``"width"``: equal widths in order.
+    ``split="modes"``: sub-bands of equal mode count (the planner with
+    ``mode_weights``, Sturm counts included in the wall time), in the planner's order;
+    ``"width"``: equal widths in order.
     """
     with one_thread_env():
         t0 = time.perf_counter()
         if split == "modes":
-            from femfreq.solvers.fast import band_chunks
+            from femfreq.plan import plan_chunks
+            from femfreq.solvers.fast import mode_weights
 
-            parts = band_chunks(_load_system(path, case), freqs, n_chunks)
+            weights = mode_weights(_load_system(path, case), freqs)
+            parts = plan_chunks(freqs.size, 1, method="fast", chunks_per_worker=n_chunks, weights=weights)
         else:
             parts = np.array_split(np.arange(freqs.size), n_chunks)
         chunks = [freqs[c] for c in parts]

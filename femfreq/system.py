@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import numpy as np
 import scipy.sparse as sp
@@ -182,9 +183,9 @@ class System:
         """Number of stored entries of the union pattern of K, C and M."""
         return self.k_values.size
 
-    @property
+    @cached_property
     def is_symmetric(self) -> bool:
-        """True if K, C and M are all symmetric (to round-off)."""
+        """True if K, C and M are all symmetric (to round-off); computed once, O(nnz)."""
         for A in (self.K, self.C, self.M):
             d = abs(A - A.T)
             scale = abs(A).max() if A.nnz else 0.0
@@ -200,6 +201,40 @@ class System:
             + (1j * omega) * self.c_values
             - omega**2 * self.m_values
         )
+
+    @cached_property
+    def _frobenius_terms(self) -> tuple:
+        """Inner products of the K, C, M values that ``||A(omega)||_F`` is made of."""
+        k, c, m = self.k_values, self.c_values, self.m_values
+        return k @ k, k @ m, m @ m, k @ c, c @ c
+
+    def frobenius_norm(self, omega):
+        """``||A(omega)||_F`` at one or many angular frequencies, O(1) each (no matrix formed).
+
+        Parameters
+        ----------
+        omega : float or (k,) array
+            Angular frequency in rad/s.
+
+        Returns
+        -------
+        float or (k,) float array
+            Same shape as ``omega``.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> s = System(K=[[2.0, -1.0], [-1.0, 2.0]], C=None, M=np.eye(2), b=[1.0, 0.0], g=0.1)
+        >>> bool(np.isclose(s.frobenius_norm(1.5), np.linalg.norm(s.dynamic_matrix(1.5).toarray())))
+        True
+        """
+        kk, km, mm, kc, cc = self._frobenius_terms
+        w = np.asarray(omega, dtype=np.float64)
+        g, w2 = self.g, w * w
+        # ||A||_F^2 = sum over the pattern of (k - w^2 m)^2 + (g k + w c)^2
+        sq = (1 + g * g) * kk - 2 * w2 * km + w2 * w2 * mm + 2 * g * w * kc + w2 * cc
+        norm = np.sqrt(np.maximum(sq, 0.0))
+        return float(norm) if norm.ndim == 0 else norm
 
     def dynamic_matrix(self, omega: float) -> sp.csc_matrix:
         """``A(omega) = (1 + i g) K + i omega C - omega^2 M`` as a CSC matrix.

@@ -13,7 +13,8 @@ from distributed import get_task_stream
 import femfreq
 from femfreq.execute import open_client, run_on_dask
 from femfreq.plan import plan_chunks
-from femfreq.solvers.fast import _mkl_rt, mode_weights
+from femfreq.solvers import mkl_available
+from femfreq.solvers.fast import mode_weights
 from femfreq.execute.task import solve_chunk
 from femfreq.options import Direct
 from femfreq.plan import needs_mode_weights, plan_sweep
@@ -38,7 +39,7 @@ def _mode_weight_tasks(stream):
     return [t for t in stream.data if str(t["key"]).startswith("mode_weights")]
 
 
-@pytest.mark.skipif(_mkl_rt() is None, reason="Sturm counts need the MKL runtime")
+@pytest.mark.skipif(not mkl_available(), reason="Sturm counts need the MKL runtime")
 def test_mode_weights_on_a_worker_equal_the_local_ones(client, light):
     freqs = np.linspace(0.0, 1000.0, 513)
     local = mode_weights(light, freqs)

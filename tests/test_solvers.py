@@ -15,11 +15,11 @@ from femfreq.solvers import (
     SingularMatrixError,
     SolverUnavailableError,
     available_solvers,
-    clear_cache,
+    clear_caches,
     get_solver,
     solve_certified,
 )
-from femfreq.solvers import base as solvers_base
+from femfreq.solvers import CACHE_SIZE
 from femfreq.solvers.pardiso import PardisoError, PardisoSolver, mkl_memory_bytes, pardiso_available
 from femfreq.solvers.superlu import SuperLUSolver
 from femfreq.system import System
@@ -31,9 +31,9 @@ BACKENDS = ["superlu", pytest.param("pardiso", marks=needs_pardiso)]
 
 @pytest.fixture(autouse=True)
 def _fresh_cache():
-    clear_cache()
+    clear_caches()
     yield
-    clear_cache()
+    clear_caches()
 
 
 def grid_truss(nx, ny, *, fixed=True, beta=0.004, g=0.0, E=1e7, rho=0.1, area=1e-2):
@@ -280,7 +280,7 @@ def test_cache_returns_the_same_solver_and_analyses_once():
 
 
 def test_cache_is_bounded_and_closes_evicted_solvers():
-    systems = [grid_truss(3, 3) for _ in range(solvers_base.CACHE_SIZE + 1)]
+    systems = [grid_truss(3, 3) for _ in range(CACHE_SIZE + 1)]
     solvers = [get_solver(s, "superlu") for s in systems]
     assert solvers[0].closed
     assert not any(s.closed for s in solvers[1:])

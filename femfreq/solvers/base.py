@@ -3,9 +3,9 @@
 Every ``A(omega) = (1 + i g) K + i omega C - omega^2 M`` of a :class:`~femfreq.system.System`
 has the same sparsity pattern, so a sparse direct solver can do its symbolic
 analysis (fill-reducing ordering, elimination tree) once and only refactor the
-numbers at each frequency. :class:`DirectSolver` is that contract;
-:func:`get_solver` hands out per-process cached instances, so a dask worker
-reuses one analysis across all the chunks it runs.
+numbers at each frequency. :class:`DirectSolver` is that contract (backends
+subclass it and register in :mod:`femfreq.solvers`); :func:`solve_certified`
+solves and reports the residuals.
 """
 
 from __future__ import annotations
@@ -14,34 +14,18 @@ import logging
 import math
 import threading
 from abc import ABC, abstractmethod
-from collections import OrderedDict
 
 import numpy as np
 
 from ..errors import SingularMatrixError, SolverUnavailableError
+from ..system import System
 
-__all__ = [
-    "DirectSolver",
-    "SingularMatrixError",
-    "SolverUnavailableError",
-    "available_solvers",
-    "clear_cache",
-    "get_solver",
-    "resolve_solver_name",
-    "solve_certified",
-]
+__all__ = ["DirectSolver", "SingularMatrixError", "SolverUnavailableError", "solve_certified"]
 
 logger = logging.getLogger(__name__)
 
-#: How many solvers (one per system/backend/options) each process keeps alive.
-CACHE_SIZE = 2
-
-
-
 
 def _check_system(system):
-    from femfreq.system import System
-
     if not isinstance(system, System):
         raise TypeError(f"system must be a femfreq.system.System (got {type(system).__name__})")
 
@@ -256,17 +240,6 @@ class DirectSolver(ABC):
             raise ValueError("rhs has a non-finite entry")
         return B, squeeze
 
-    def _frobenius_norm(self, omega: float) -> float:
-        """``||A(omega)||_F`` from inner products of the K, C, M values (no complex matrix)."""
-        if getattr(self, "_gram", None) is None:
-            k, c, m = self.system.k_values, self.system.c_values, self.system.m_values
-            self._gram = (k @ k, k @ m, m @ m, k @ c, c @ c)
-        kk, km, mm, kc, cc = self._gram
-        g, w2 = self.system.g, omega * omega
-        # ||A||_F^2 = sum (k - w^2 m)^2 + (g k + w c)^2
-        sq = (1 + g * g) * kk - 2 * w2 * km + w2 * w2 * mm + 2 * g * omega * kc + w2 * cc
-        return math.sqrt(max(sq, 0.0))
-
     def _apply(self, omega: float, X: np.ndarray) -> np.ndarray:
         """``A(omega) @ X`` with real sparse products (no complex copy of the matrices)."""
         s = self.system
@@ -297,7 +270,7 @@ class DirectSolver(ABC):
         safe = np.where(bnorm > 0, bnorm, 1.0)
         rel = np.where(bnorm > 0, rnorm / safe, np.where(rnorm > 0, np.inf, 0.0))
         # the same quantities as System.residuals, so solve_certified need not redo them
-        den = self._frobenius_norm(omega) * np.linalg.norm(X, axis=0) + bnorm
+        den = self.system.frobenius_norm(omega) * np.linalg.norm(X, axis=0) + bnorm
         bwd = np.where(den > 0, rnorm / np.where(den > 0, den, 1.0), 0.0)
         info["rel_residual"] = rel
         info["backward_error"] = bwd
@@ -311,180 +284,6 @@ class DirectSolver(ABC):
                 "stiffness or mass?)",
                 omega,
             )
-
-
-# -- registry and per-process cache ---------------------------------------------
-_cache: OrderedDict = OrderedDict()
-_cache_lock = threading.Lock()
-
-def _backends():
-    from .pardiso import PardisoSolver
-    from .superlu import SuperLUSolver
-
-    return {"superlu": SuperLUSolver, "pardiso": PardisoSolver}
-
-
-def _names():
-    return ["auto", *_backends()]
-
-
-def available_solvers() -> list[str]:
-    """Names of the direct backends that can run in this process.
-
-    Returns
-    -------
-    list of str
-        ``"superlu"`` always; ``"pardiso"`` when MKL PARDISO loads (not with
-        ``FEMFREQ_NO_MKL=1``). ``"auto"`` is accepted by :func:`get_solver` too.
-    """
-    from .pardiso import pardiso_available
-
-    names = ["superlu"]
-    if pardiso_available()[0]:
-        names.append("pardiso")
-    return names
-
-
-def resolve_solver_name(system, name: str = "auto") -> str:
-    """The backend :func:`get_solver` would use for ``name`` (resolves ``"auto"``).
-
-    ``"auto"`` picks ``"pardiso"`` when MKL PARDISO is available and the system is
-    symmetric, else ``"superlu"``; the choice and the reason for a fallback are logged.
-
-    Raises
-    ------
-    ValueError
-        If ``name`` is not a known solver.
-    SolverUnavailableError
-        If ``name`` is ``"pardiso"`` and MKL PARDISO cannot be loaded.
-    """
-    _check_system(system)
-    if not isinstance(name, str) or name not in _names():
-        raise ValueError(f"unknown solver {name!r}; pick one of {_names()}")
-    from .pardiso import pardiso_available
-
-    ok, reason = pardiso_available()
-    if name == "pardiso" and not ok:
-        raise SolverUnavailableError(f"solver 'pardiso' is not available: {reason}; use solver='superlu'")
-    if name != "auto":
-        return name
-    if not ok:
-        choice, why = "superlu", f"pardiso unavailable: {reason}"
-    elif not is_symmetric(system):
-        choice, why = "superlu", "the system is not symmetric"
-    else:
-        choice, why = "pardiso", "MKL, complex symmetric"
-    key = (system.token, choice)
-    if key not in _logged_choices:
-        _logged_choices.add(key)
-        logger.info("solver 'auto': using %s (%s)", choice, why)
-    return choice
-
-
-_logged_choices: set = set()
-_symmetric: OrderedDict = OrderedDict()
-
-
-def is_symmetric(system) -> bool:
-    """``system.is_symmetric``, remembered per system token (it costs O(nnz))."""
-    with _cache_lock:
-        if system.token in _symmetric:
-            return _symmetric[system.token]
-    value = bool(system.is_symmetric)
-    with _cache_lock:
-        _symmetric[system.token] = value
-        while len(_symmetric) > 8:
-            _symmetric.popitem(last=False)
-    return value
-
-
-
-
-def _freeze(value):
-    if isinstance(value, dict):
-        return tuple(sorted((k, _freeze(v)) for k, v in value.items()))
-    if isinstance(value, (list, tuple)):
-        return tuple(_freeze(v) for v in value)
-    try:
-        hash(value)
-    except TypeError:
-        return repr(value)
-    return value
-
-
-def get_solver(system, name: str = "auto", **options) -> DirectSolver:
-    """A direct solver for ``system``, cached per process.
-
-    The cache is keyed by ``(system.token, backend, options)`` and keeps the
-    :data:`CACHE_SIZE` most recently used solvers; older ones are closed (their
-    memory freed). A dask worker thus analyses each system once, whatever the
-    number of chunks it runs.
-
-    Parameters
-    ----------
-    system : femfreq.system.System
-    name : {"auto", "superlu", "pardiso"}
-        ``"auto"``: PARDISO if MKL loads and the system is symmetric, else SuperLU.
-    **options
-        Passed to the backend constructor (e.g. ``threads=1`` for PARDISO,
-        ``permc_spec="COLAMD"`` for SuperLU, ``singular_tol``).
-
-    Returns
-    -------
-    DirectSolver
-
-    Raises
-    ------
-    ValueError
-        ``unknown solver 'x'; pick one of [...]``.
-    SolverUnavailableError
-        If ``"pardiso"`` is requested and MKL is not available.
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> from femfreq.system import System
-    >>> from femfreq.solvers import get_solver
-    >>> s = System(K=[[2.0, -1.0], [-1.0, 2.0]], C=None, M=np.eye(2), b=[1.0, 0.0])
-    >>> x = get_solver(s, "superlu").solve(0.5, s.b)  # (K - 0.25 M) x = b
-    >>> np.round(x.real, 6)
-    array([0.848485, 0.484848])
-    """
-    _check_system(system)
-    backend = resolve_solver_name(system, name)
-    key = (system.token, backend, _freeze(options))
-    evicted = []
-    with _cache_lock:
-        solver = _cache.get(key)
-        if solver is not None and not solver.closed:
-            _cache.move_to_end(key)
-            return solver
-    # construct outside the cache lock (the analysis can take seconds)
-    solver = _backends()[backend](system, **options)
-    with _cache_lock:
-        other = _cache.get(key)
-        if other is not None and not other.closed:
-            evicted.append(solver)  # another thread won the race
-            solver = other
-        else:
-            _cache[key] = solver
-        _cache.move_to_end(key)
-        while len(_cache) > CACHE_SIZE:
-            _, old = _cache.popitem(last=False)
-            evicted.append(old)
-    for old in evicted:
-        logger.debug("closing cached solver %r", old)
-        old.close()
-    return solver
-
-
-def clear_cache() -> None:
-    """Close and forget every cached solver of this process."""
-    with _cache_lock:
-        solvers = list(_cache.values())
-        _cache.clear()
-    for s in solvers:
-        s.close()
 
 
 # -- certification ----------------------------------------------------------------

@@ -18,20 +18,15 @@ Set ``FEMFREQ_NO_MKL=1`` to hide PARDISO (tests of the fallback), or
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
 import logging
-import os
-import sys
-import threading
-from pathlib import Path
 
 import numpy as np
 
 from ..errors import PardisoError, SingularMatrixError, SolverUnavailableError
-from .base import DirectSolver, _describe, is_symmetric
+from . import _mkl
+from .base import DirectSolver, _describe
 
-__all__ = ["PardisoError", "PardisoSolver", "pardiso_available", "mkl_memory_bytes"]
+__all__ = ["PardisoError", "PardisoSolver", "RealSymmetricPardiso", "mkl_memory_bytes", "pardiso_available"]
 
 logger = logging.getLogger(__name__)
 
@@ -93,127 +88,6 @@ def nested_dissection(indptr, indices, n):
     perm, _ = pymetis.nested_dissection(adjacency=pymetis.CSRAdjacency(G.indptr, G.indices))
     return np.asarray(perm, dtype=np.int64)
 
-_MKL_DOMAIN_PARDISO = 4
-
-
-# -- loading mkl_rt -------------------------------------------------------------
-def _library_names():
-    if sys.platform.startswith("win"):
-        return ["mkl_rt.2.dll", "mkl_rt.3.dll", "mkl_rt.dll"]
-    if sys.platform == "darwin":
-        return ["libmkl_rt.2.dylib", "libmkl_rt.3.dylib", "libmkl_rt.dylib"]
-    return ["libmkl_rt.so.3", "libmkl_rt.so.2", "libmkl_rt.so"]
-
-
-def _candidate_paths():
-    """Places where the mkl wheel (or a system MKL) puts mkl_rt, most specific first."""
-    env = os.environ.get("FEMFREQ_MKL_RT")
-    if env:
-        yield Path(env)
-        return
-    # files recorded by the installed 'mkl' distribution: exact, whatever the layout
-    try:
-        from importlib.metadata import PackageNotFoundError, distribution
-
-        try:
-            dist = distribution("mkl")
-            for f in dist.files or ():
-                if "mkl_rt" in f.name:
-                    yield Path(dist.locate_file(f)).resolve()
-        except PackageNotFoundError:
-            pass
-    except ImportError:  # pragma: no cover
-        pass
-    exe_dir = Path(sys.executable).resolve().parent
-    dirs = []
-    for prefix in (sys.prefix, sys.base_prefix, sys.exec_prefix):
-        dirs += [Path(prefix) / "lib", Path(prefix) / "Library" / "bin"]
-    dirs += [exe_dir, exe_dir.parent / "lib"]
-    seen = set()
-    for d in dirs:
-        for name in _library_names():
-            p = d / name
-            if p not in seen:
-                seen.add(p)
-                yield p
-    found = ctypes.util.find_library("mkl_rt")
-    if found:
-        yield Path(found)
-
-
-class _MKL:
-    """The loaded mkl_rt library and the integer type of its interface."""
-
-    def __init__(self, path: Path):
-        lib = ctypes.CDLL(str(path))
-        self.path = path
-        self.lib = lib
-        # the C entry points are MKL_Set_...; the lower-case names are the Fortran
-        # interface (arguments by reference)
-        lib.MKL_Set_Interface_Layer.argtypes = [ctypes.c_int]
-        lib.MKL_Set_Interface_Layer.restype = ctypes.c_int
-        # LP64 (32-bit MKL_INT) = 0; returns the layer in force (if another
-        # component set ILP64 first, follow it)
-        layer = lib.MKL_Set_Interface_Layer(0)
-        self.int_type = np.int64 if layer == 1 else np.int32
-        if "MKL_THREADING_LAYER" not in os.environ and not _have_iomp(path.parent):
-            lib.MKL_Set_Threading_Layer.argtypes = [ctypes.c_int]
-            lib.MKL_Set_Threading_Layer(1)  # sequential: no OpenMP runtime found
-        self.pardiso = lib.pardiso
-        self.pardiso.restype = None
-        self.pardiso.argtypes = [ctypes.c_void_p] * 16
-        self.set_threads_local = lib.MKL_Set_Num_Threads_Local
-        self.set_threads_local.argtypes = [ctypes.c_int]
-        self.set_threads_local.restype = ctypes.c_int
-        self.mem_stat = lib.MKL_Mem_Stat
-        self.mem_stat.argtypes = [ctypes.POINTER(ctypes.c_int)]
-        self.mem_stat.restype = ctypes.c_int64
-        try:
-            buf = ctypes.create_string_buffer(256)
-            lib.MKL_Get_Version_String(buf, 256)
-            self.version = buf.value.decode(errors="replace").strip()
-        except AttributeError:  # pragma: no cover
-            self.version = "unknown"
-
-
-def _have_iomp(libdir: Path) -> bool:
-    names = ("libiomp5.so", "libiomp5.dylib", "libiomp5md.dll")
-    if any((libdir / n).exists() for n in names):
-        return True
-    return ctypes.util.find_library("iomp5") is not None
-
-
-_mkl: _MKL | None = None
-_mkl_error: str | None = None
-_mkl_lock = threading.Lock()
-
-
-def _load_mkl() -> _MKL:
-    global _mkl, _mkl_error
-    with _mkl_lock:
-        if _mkl is not None:
-            return _mkl
-        if _mkl_error is not None:
-            raise SolverUnavailableError(_mkl_error)
-        tried = []
-        for path in _candidate_paths():
-            if not path.exists():
-                continue
-            try:
-                _mkl = _MKL(path)
-                logger.debug("loaded MKL %s from %s", _mkl.version, path)
-                return _mkl
-            except (OSError, AttributeError) as exc:
-                tried.append(f"{path}: {exc}")
-        _mkl_error = "MKL runtime library (mkl_rt) not found" + (
-            f" or not loadable ({'; '.join(tried)})" if tried else " (pip install mkl, x86-64 only)"
-        )
-        raise SolverUnavailableError(_mkl_error)
-
-
-def _hidden() -> bool:
-    return os.environ.get("FEMFREQ_NO_MKL", "").strip().lower() not in ("", "0", "false", "no")
-
 
 def pardiso_available() -> tuple[bool, str]:
     """Whether MKL PARDISO can be used in this process, and why not.
@@ -224,20 +98,49 @@ def pardiso_available() -> tuple[bool, str]:
     reason : str
         Empty when ``ok``; else why (``FEMFREQ_NO_MKL`` set, library not found, ...).
     """
-    if _hidden():
-        return False, "hidden by FEMFREQ_NO_MKL=" + os.environ["FEMFREQ_NO_MKL"]
-    try:
-        _load_mkl()
-    except SolverUnavailableError as exc:
-        return False, str(exc)
-    return True, ""
+    return _mkl.status()
 
 
 def mkl_memory_bytes() -> int:
     """Bytes currently allocated by MKL's memory manager (includes PARDISO's factors)."""
-    mkl = _load_mkl()
-    nbuf = ctypes.c_int(0)
-    return int(mkl.mem_stat(ctypes.byref(nbuf)))
+    return _mkl.memory_bytes()
+
+
+# -- the one call path ---------------------------------------------------------------
+_STAGES = {11: "analysis", 12: "analysis + factorization", 22: "factorization",
+           23: "factorization + solve", 33: "solve", -1: "release"}
+
+
+def _pardiso(mkl, pt, mtype, phase, n, a, ia, ja, perm, iparm, B, X, nrhs, threads=0) -> int:
+    """One PARDISO call (maxfct = mnum = 1, no messages); returns PARDISO's error code.
+
+    ``ia``, ``ja``, ``perm`` and ``iparm`` are arrays of ``mkl.int_type``; ``threads``
+    > 0 sets MKL's thread count for this call only (0: MKL's global setting).
+    """
+    scalars = np.array([1, 1, mtype, phase, n, nrhs, 0, 0], dtype=mkl.int_type)
+    p = lambda arr: arr.ctypes.data  # noqa: E731
+    s = lambda i: scalars.ctypes.data + i * scalars.itemsize  # noqa: E731
+    prev = mkl.set_threads_local(threads) if threads else None
+    try:
+        mkl.pardiso(
+            p(pt), s(0), s(1), s(2), s(3), s(4),
+            p(a), p(ia), p(ja), p(perm), s(5),
+            p(iparm), s(6), p(B), p(X), s(7),
+        )
+    finally:
+        if prev is not None:
+            mkl.set_threads_local(prev)
+    return int(scalars[7])
+
+
+def _error(phase, err, omega=None) -> PardisoError:
+    """The :class:`PardisoError` for a failed phase (``omega`` named when known)."""
+    what = _ERRORS.get(err, "unknown error")
+    return PardisoError(
+        f"PARDISO {_STAGES.get(phase, f'phase {phase}')} failed with error {err}: {what}"
+        + (f" at {_describe(omega)}" if omega is not None else ""),
+        err,
+    )
 
 
 # -- the solver --------------------------------------------------------------------
@@ -333,11 +236,11 @@ class PardisoSolver(DirectSolver):
         sparse_rhs="auto",
         **options,
     ):
-        if _hidden():
+        if _mkl.hidden():
             raise SolverUnavailableError(
                 "solver 'pardiso' is not available: hidden by FEMFREQ_NO_MKL; use solver='superlu'"
             )
-        self._mkl = _load_mkl()
+        self._mkl = _mkl.load()
         if isinstance(threads, bool) or not isinstance(threads, (int, np.integer)) or threads < 0:
             raise ValueError(f"threads must be an integer >= 0 (got {threads!r})")
         if ordering != "auto" and ordering not in _ORDERINGS:
@@ -348,7 +251,7 @@ class PardisoSolver(DirectSolver):
         if refinement < 0:
             raise ValueError(f"refinement must be >= 0 (got {refinement})")
         self.threads = int(threads)
-        self.symmetric_input = is_symmetric(system) if symmetric is None else bool(symmetric)
+        self.symmetric_input = system.is_symmetric if symmetric is None else bool(symmetric)
         self.mtype = 6 if self.symmetric_input else 13
         if pivot_perturbation is None:
             pivot_perturbation = 8 if self.mtype == 6 else 13
@@ -533,38 +436,18 @@ class PardisoSolver(DirectSolver):
 
     # -- calls ----------------------------------------------------------------------
     def _call(self, phase, B, X, nrhs, omega=None):
-        mkl = self._mkl
-        it = mkl.int_type
-        scalars = np.array([1, 1, self.mtype, phase, self.system.n, nrhs, 0, 0], dtype=it)
-        p = lambda arr: arr.ctypes.data  # noqa: E731
-        s = lambda i: scalars.ctypes.data + i * scalars.itemsize  # noqa: E731
-        prev = mkl.set_threads_local(self.threads) if self.threads else None
-        try:
-            mkl.pardiso(
-                p(self._pt), s(0), s(1), s(2), s(3), s(4),
-                p(self._a), p(self._ia), p(self._ja), p(self._perm), s(5),
-                p(self._iparm), s(6), p(B), p(X), s(7),
-            )
-        finally:
-            if prev is not None:
-                mkl.set_threads_local(prev)
+        err = _pardiso(self._mkl, self._pt, self.mtype, phase, self.system.n, self._a, self._ia, self._ja,
+                       self._perm, self._iparm, B, X, nrhs, self.threads)
         self.calls.append(phase)
         if phase == 11:
             self._handle_live = True
-        err = int(scalars[7])
         if err:
-            what = _ERRORS.get(err, "unknown error")
             if phase != 11 and err in (-4, -7):
                 raise SingularMatrixError(
-                    f"A(omega) is singular at {_describe(omega)}: PARDISO error {err} ({what})",
+                    f"A(omega) is singular at {_describe(omega)}: PARDISO error {err} ({_ERRORS[err]})",
                     omega,
                 )
-            stage = {11: "analysis", 22: "factorization", 23: "factorization + solve", 33: "solve", -1: "release"}
-            raise PardisoError(
-                f"PARDISO {stage.get(phase, f'phase {phase}')} failed with error {err}: {what}"
-                + (f" at {_describe(omega)}" if omega is not None else ""),
-                err,
-            )
+            raise _error(phase, err, omega)
 
     def _use_partial(self, B):
         """Sparse-rhs substitution (iparm[30] = 2) for B if B is zero off the marked rows."""
@@ -610,3 +493,89 @@ class PardisoSolver(DirectSolver):
                 self._call(-1, dummy, dummy.copy(), 1)
             finally:
                 self._pt[:] = 0
+
+
+class RealSymmetricPardiso:
+    """MKL PARDISO for a real symmetric indefinite matrix (type -2): analyse once, refactor, solve many.
+
+    The fast sweep's factorizations of ``K - s M`` at real shifts ``s``: every
+    shift has the same pattern, so :meth:`refactor` redoes only the numerical
+    factorization. The inertia comes with each factorization (:attr:`n_negative`,
+    the Sturm count of eigenvalues of ``(K, M)`` below ``s``).
+
+    Parameters
+    ----------
+    indptr, indices, data : arrays
+        Upper triangle in zero-based CSR, sorted, every diagonal entry stored.
+    threads : int, optional
+        MKL threads for these calls; 0 (default) uses MKL's global setting.
+
+    Attributes
+    ----------
+    n_negative : int
+        Negative eigenvalues of the last factorized matrix (its inertia).
+    perturbed_pivots : int
+        Pivots PARDISO perturbed in the last factorization.
+    """
+
+    name = "pardiso-real-symmetric"
+    _MTYPE = -2
+
+    def __init__(self, indptr, indices, data, *, threads: int = 0):
+        self._mkl = mkl = _mkl.load()
+        it = mkl.int_type
+        self.n = indptr.size - 1
+        self.threads = int(threads)
+        self._a = np.array(data, dtype=np.float64)
+        self._ia = np.ascontiguousarray(indptr, dtype=it)
+        self._ja = np.ascontiguousarray(indices, dtype=it)
+        self._perm = np.zeros(self.n, dtype=it)  # unused: no user permutation, no partial solve
+        self._pt = np.zeros(64, dtype=np.int64)
+        self._iparm = np.zeros(64, dtype=it)
+        mtype = np.array([self._MTYPE], dtype=it)
+        mkl.pardisoinit(self._pt.ctypes.data, mtype.ctypes.data, self._iparm.ctypes.data)
+        self._iparm[0] = 1
+        self._iparm[1] = 2  # nested dissection (METIS)
+        self._iparm[7] = 0  # no iterative refinement: any basis vector will do, the certificate checks
+        self._iparm[23] = 1  # two-level parallel factorization (faster also on one thread here)
+        self._iparm[34] = 1  # zero-based indices
+        self._alive = True
+        self._phase(12)
+
+    def _phase(self, phase, B=None, X=None, nrhs=1):
+        dummy = np.zeros(1)
+        err = _pardiso(self._mkl, self._pt, self._MTYPE, phase, self.n, self._a, self._ia, self._ja, self._perm,
+                       self._iparm, dummy if B is None else B, dummy if X is None else X, nrhs, self.threads)
+        if err:
+            raise _error(phase, err)
+        if phase in (12, 22):
+            self.perturbed_pivots = int(self._iparm[13])
+            self.n_negative = int(self._iparm[22])  # inertia: number of negative eigenvalues
+
+    def refactor(self, data):
+        """New values on the same pattern: numerical factorization only (analysis reused)."""
+        self._a[:] = data
+        self._phase(22)
+
+    def solve(self, rhs):
+        """``x`` with ``A x = rhs`` (rhs (n,) or (n, k), real)."""
+        b = np.asfortranarray(np.asarray(rhs, dtype=np.float64))
+        x = np.zeros_like(b, order="F")
+        self._phase(33, b, x, nrhs=1 if b.ndim == 1 else b.shape[1])
+        return x
+
+    def close(self):
+        """Free the analysis and the factors (safe to call twice)."""
+        if getattr(self, "_alive", False):
+            self._alive = False
+            try:
+                self._phase(-1)
+            except PardisoError:  # pragma: no cover - release does not fail in practice
+                pass
+            self._pt[:] = 0
+
+    def __del__(self):
+        try:
+            self.close()
+        except Exception:  # noqa: BLE001 - never raise from a finaliser
+            pass

@@ -16,7 +16,7 @@ from scipy.sparse.linalg import splu
 from ..errors import SingularMatrixError
 from .base import DirectSolver, _describe
 
-__all__ = ["SuperLUSolver"]
+__all__ = ["RealSymmetricSuperLU", "SuperLUSolver"]
 
 logger = logging.getLogger(__name__)
 
@@ -82,4 +82,28 @@ class SuperLUSolver(DirectSolver):
         return self._lu.solve(B)
 
     def _release(self):
+        self._lu = None
+
+
+class RealSymmetricSuperLU:
+    """SuperLU of a real symmetric matrix (symmetric mode, minimum degree on ``A + A^T``).
+
+    The fallback for the fast sweep's factorizations of ``K - s M`` when MKL is not
+    available. SuperLU does not report the inertia (:attr:`n_negative` is None).
+    """
+
+    name = "superlu-real"
+
+    def __init__(self, A):
+        self._lu = splu(sp.csc_matrix(A), permc_spec="MMD_AT_PLUS_A", diag_pivot_thresh=0.0,
+                        options={"SymmetricMode": True})
+        self.perturbed_pivots = 0
+        self.n_negative = None
+
+    def solve(self, rhs):
+        """``x`` with ``A x = rhs`` (rhs (n,) or (n, k), real)."""
+        return self._lu.solve(np.asarray(rhs, dtype=np.float64))
+
+    def close(self):
+        """Drop the factors."""
         self._lu = None

@@ -1,0 +1,239 @@
+"""The reduced basis of the fast sweep and its residual certificate."""
+
+from __future__ import annotations
+
+import numpy as np
+import scipy.linalg as sla
+
+_EPS = np.finfo(float).eps
+
+# ---------------------------------------------------------------------------
+# the reduced basis and its residual certificate
+# ---------------------------------------------------------------------------
+def _proportional(system):
+    """(alpha, beta) if C = alpha M + beta K on the pattern to round-off, else None."""
+    c, k, m = system.c_values, system.k_values, system.m_values
+    cn = np.linalg.norm(c)
+    if cn == 0:
+        return 0.0, 0.0
+    X = np.column_stack([m, k])
+    coef, *_ = np.linalg.lstsq(X, c, rcond=None)
+    if np.linalg.norm(X @ coef - c) <= 1e-12 * cn:
+        return float(coef[0]), float(coef[1])
+    return None
+
+
+def _fit_damping(system):
+    """Least-squares (alpha, beta) for C ~ alpha M + beta K: used only to place shifts."""
+    prop = _proportional(system)
+    if prop is not None:
+        return prop
+    X = np.column_stack([system.m_values, system.k_values])
+    coef, *_ = np.linalg.lstsq(X, system.c_values, rcond=None)
+    return float(coef[0]), float(coef[1])
+
+
+class _Basis:
+    """M-orthonormal basis V, reduced matrices, and the QR factor of Z = [b, K V, M V, (C V)]."""
+
+    def __init__(self, system, capacity, proportional):
+        n = system.n
+        self.system = system
+        self.prop = proportional
+        self.general_c = proportional is None
+        per = 3 if self.general_c else 2
+        self.cap = capacity
+        self.V = np.zeros((n, capacity), order="F")
+        self.m = 0
+        self.Kr = np.zeros((capacity, capacity))
+        self.Mr = np.zeros((capacity, capacity))
+        self.Cr = np.zeros((capacity, capacity)) if self.general_c else None
+        self.Gv = np.zeros((capacity, capacity))  # V^T V, for ||x|| = ||V y||
+        self.b = system.b
+        dtype = complex if np.iscomplexobj(self.b) else float
+        self.Vb = np.zeros(capacity, dtype=dtype)  # V^T b
+        pz = 1 + per * capacity
+        self.U = np.zeros((n, pz), dtype=dtype, order="F")
+        self.R = np.zeros((pz, pz), dtype=dtype)
+        self.p = 0
+        # column of Z holding K v_j, M v_j, C v_j
+        self.zk = np.zeros(capacity, dtype=np.int64)
+        self.zm = np.zeros(capacity, dtype=np.int64)
+        self.zc = np.zeros(capacity, dtype=np.int64)
+        self._append_z(self.b.reshape(-1, 1))
+
+    def _append_z(self, Znew):
+        """Extend Z = U R by the columns Znew: CGS2 against U, Householder QR of the rest."""
+        p, k = self.p, Znew.shape[1]
+        U = self.U[:, :p]
+        UH = U.T if self.U.dtype == float else U.conj().T  # no copy for real U
+        Y = np.array(Znew, dtype=self.U.dtype, order="F")
+        R12 = np.zeros((p, k), dtype=self.U.dtype)
+        if p:
+            for _pass in range(2):
+                h = UH @ Y
+                Y -= U @ h
+                R12 += h
+        Q, R22 = sla.qr(Y, mode="economic", overwrite_a=True, check_finite=False)
+        if p:  # Q is orthogonal to U only to ~eps ||Znew|| / ||Y||: one more pass
+            h = UH @ Q
+            Q -= U @ h
+            Q2, R3 = sla.qr(Q, mode="economic", overwrite_a=True, check_finite=False)
+            R12 += h @ R22
+            R22 = R3 @ R22
+            Q = Q2
+        self.U[:, p : p + k] = Q
+        self.R[:p, p : p + k] = R12
+        self.R[p : p + k, p : p + k] = R22
+        self.p = p + k
+
+    def orthonormalize(self, B):
+        """M-orthonormalise the columns of B against V, then in order; returns (B, M B).
+
+        Classical Gram-Schmidt against V (BLAS-3) and modified Gram-Schmidt inside
+        the block, repeated until no column loses more than half its M-norm in a
+        pass (DGKS criterion; at most 4 passes). A column reduced below 1e-9 of its
+        M-norm is already in the basis and is dropped. The order is kept, so the
+        last column carries the newest Krylov direction.
+        """
+        M = self.system.M
+        MB = M @ B
+        norms = np.sqrt(np.abs(np.einsum("ij,ij->j", B, MB)))
+        ok = norms > 0
+        B, MB, norms = B[:, ok], MB[:, ok], norms[ok]
+        for _pass in range(4):
+            if not B.shape[1]:
+                break
+            if self.m:
+                V = self.V[:, : self.m]
+                B = B - V @ (V.T @ MB)
+            cols, mcols, lost = [], [], False
+            for j in range(B.shape[1]):
+                w = B[:, j]
+                for v, mv in zip(cols, mcols):
+                    w = w - (mv @ w) * v
+                mw = M @ w
+                nrm = np.sqrt(abs(w @ mw))
+                if not np.isfinite(nrm) or nrm <= 1e-9 * norms[j]:
+                    continue
+                lost |= nrm < 0.5 * norms[j]
+                cols.append(w / nrm)
+                mcols.append(mw / nrm)
+            if not cols:
+                B = B[:, :0]
+                MB = B
+                break
+            B, MB = np.column_stack(cols), np.column_stack(mcols)
+            norms = np.ones(B.shape[1])
+            if not lost and _pass >= 1:
+                break
+        return B, MB
+
+    def add_block(self, B, MB):
+        """Append M-orthonormal columns B (M B = MB, both (n, q))."""
+        s = self.system
+        m, q = self.m, B.shape[1]
+        self.V[:, m : m + q] = B
+        self.Vb[m : m + q] = B.T @ self.b.real + (1j * (B.T @ self.b.imag) if self.Vb.dtype == complex else 0)
+        V = self.V[:, : m + q]
+        KB = s.K @ B
+        self.Kr[: m + q, m : m + q] = V.T @ KB
+        self.Mr[: m + q, m : m + q] = V.T @ MB
+        self.Gv[: m + q, m : m + q] = V.T @ B
+        for A in (self.Kr, self.Mr, self.Gv):
+            A[m : m + q, : m] = A[: m, m : m + q].T
+            blk = A[m : m + q, m : m + q]
+            A[m : m + q, m : m + q] = 0.5 * (blk + blk.T)
+        cols = [KB, MB]
+        if self.general_c:
+            CB = s.C @ B
+            self.Cr[: m + q, m : m + q] = V.T @ CB
+            self.Cr[m : m + q, : m] = self.Cr[: m, m : m + q].T
+            blk = self.Cr[m : m + q, m : m + q]
+            self.Cr[m : m + q, m : m + q] = 0.5 * (blk + blk.T)
+            cols.append(CB)
+        p = self.p
+        self.zk[m : m + q] = p + np.arange(q)
+        self.zm[m : m + q] = p + q + np.arange(q)
+        if self.general_c:
+            self.zc[m : m + q] = p + 2 * q + np.arange(q)
+        self.m = m + q
+        self._append_z(np.hstack(cols))
+
+    def reduced_solutions(self, omegas, load):
+        """Galerkin coefficients y (m, k): (V^T A(omega) V) y = P V^T b."""
+        m = self.m
+        Kr, Mr = self.Kr[:m, :m], self.Mr[:m, :m]
+        Vb = self.Vb[:m]
+        lam, Q = sla.eigh(Kr, Mr)  # Q^T Mr Q = I, Q^T Kr Q = diag(lam)
+        g = self.system.g
+        rhs = (Q.T @ Vb)[:, None] * load[None, :]  # (m, k)
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            if not self.general_c:
+                alpha, beta = self.prop
+                a = (1 + 1j * g) + 1j * omegas * beta  # coefficient of K
+                c = -(omegas**2) + 1j * omegas * alpha  # coefficient of M
+                z = rhs / (lam[:, None] * a[None, :] + c[None, :])
+            else:
+                Cq = Q.T @ self.Cr[:m, :m] @ Q
+                z = np.empty((m, omegas.size), dtype=complex)
+                eye = np.eye(m)
+                for lo in range(0, omegas.size, 64):
+                    w = omegas[lo : lo + 64]
+                    D = ((1 + 1j * g) * np.diag(lam))[None] + (1j * w)[:, None, None] * Cq[None] \
+                        - (w**2)[:, None, None] * eye[None]
+                    try:
+                        z[:, lo : lo + 64] = np.linalg.solve(D, rhs[:, lo : lo + 64].T[:, :, None])[:, :, 0].T
+                    except np.linalg.LinAlgError:
+                        for i in range(w.size):
+                            try:
+                                z[:, lo + i] = np.linalg.solve(D[i], rhs[:, lo + i])
+                            except np.linalg.LinAlgError:
+                                z[:, lo + i] = np.nan
+        return Q @ z
+
+    def coefficients(self, omegas, load, y):
+        """c(omega) (p, k) such that the full residual is r = U R c."""
+        m = self.m
+        c = np.zeros((self.p, omegas.size), dtype=complex)
+        c[0] = -load
+        g = self.system.g
+        if self.general_c:
+            ak = np.full(omegas.size, 1 + 1j * g)
+            am = -(omegas**2) + 0j
+            c[self.zc[:m]] = (1j * omegas)[None, :] * y
+        else:
+            alpha, beta = self.prop
+            ak = (1 + 1j * g) + 1j * omegas * beta
+            am = -(omegas**2) + 1j * omegas * alpha
+        c[self.zk[:m]] = ak[None, :] * y
+        c[self.zm[:m]] = am[None, :] * y
+        return c
+
+    def certify(self, omegas, load, y):
+        """(||r||, resolution of ||r||) per frequency from the QR factor, O(p^2) each."""
+        c = self.coefficients(omegas, load, y)
+        R = self.R[: self.p, : self.p]
+        with np.errstate(invalid="ignore", over="ignore"):
+            r = np.linalg.norm(R @ c, axis=0)
+            # rounding in Z = U R and in R c: a few eps times the size of the terms
+            scale = np.linalg.norm(np.abs(R) @ np.abs(c), axis=0)
+        res = 8 * _EPS * np.sqrt(self.p) * scale
+        r[~np.isfinite(r)] = np.inf
+        return r, res
+
+    def x_norms(self, y):
+        """||V y|| per column of y (m, k)."""
+        m = self.m
+        q = np.einsum("ik,ik->k", y.conj(), self.Gv[:m, :m] @ y).real
+        return np.sqrt(np.maximum(q, 0.0))
+
+    def outputs(self, y):
+        """x[output_dofs] (k, n_out)."""
+        Vo = self.V[self.system.output_dofs, : self.m]
+        return (Vo @ y.real + 1j * (Vo @ y.imag)).T
+
+    def full(self, y):
+        """x = V y (n,) for one frequency (real V times the real and imaginary parts: no complex copy of V)."""
+        V = self.V[:, : self.m]
+        return V @ y.real + 1j * (V @ y.imag)

@@ -1,0 +1,117 @@
+"""Real symmetric factorizations of ``K - s M`` for the shifts of the fast sweep.
+
+PARDISO (matrix type -2, through :class:`~femfreq.solvers.pardiso.RealSymmetricPardiso`)
+when MKL loads: the ordering and symbolic analysis of the pattern of ``K + M`` is
+done once and every further shift costs a numerical factorization, with the
+inertia (Sturm count) for free. Without MKL (or ``FEMFREQ_NO_MKL=1``), SuperLU
+factors each shift afresh. :func:`shifted_factors` lends the process's kept
+factorization (owned by :mod:`femfreq.solvers`, freed by
+:func:`~femfreq.solvers.clear_caches`).
+"""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+
+import numpy as np
+import scipy.sparse as sp
+
+from .. import _mkl, borrow_factors
+from ..pardiso import RealSymmetricPardiso
+from ..superlu import RealSymmetricSuperLU
+
+__all__ = ["FACTOR_BACKENDS", "ShiftedFactors", "factor_backend", "shifted_factors"]
+
+FACTOR_BACKENDS = ("auto", "pardiso", "superlu")
+
+
+def factor_backend(name: str = "auto") -> str:
+    """``"pardiso"`` or ``"superlu"``: the backend ``name`` means in this process.
+
+    Raises
+    ------
+    ValueError
+        For an unknown name, or ``"pardiso"`` when MKL is not available.
+    """
+    if name not in FACTOR_BACKENDS:
+        raise ValueError(f"unknown factor backend {name!r}; pick one of {list(FACTOR_BACKENDS)}")
+    if name == "superlu":
+        return name
+    ok, reason = _mkl.status()
+    if ok:
+        return "pardiso"
+    if name == "pardiso":
+        raise ValueError(f"factor='pardiso' needs the MKL runtime (libmkl_rt): {reason}")
+    return "superlu"
+
+
+class ShiftedFactors:
+    """Factorizations of ``K - s M`` for successive real shifts ``s``.
+
+    With PARDISO the analysis is done at the first shift and reused; the one
+    factorization is overwritten in place. Use :meth:`factor` (the previous
+    factorization becomes invalid) and :meth:`close`.
+
+    Parameters
+    ----------
+    system : femfreq.system.System
+    backend : {"auto", "pardiso", "superlu"}
+    """
+
+    def __init__(self, system, backend="auto"):
+        self.system = system
+        self.backend = factor_backend(backend)
+        self.name = RealSymmetricPardiso.name if self.backend == "pardiso" else RealSymmetricSuperLU.name
+        self.analyses = 0
+        self._F = None
+
+    def _pattern(self):
+        """Upper-triangle pattern of K + M (full diagonal) and K, M values on it."""
+        K, M = self.system.K, self.system.M
+        n = K.shape[0]
+        P = sp.triu(abs(K) + abs(M) + sp.eye(n, format="csr"), format="csr")
+        P.sum_duplicates()
+        P.sort_indices()
+        rows = np.repeat(np.arange(n, dtype=np.int64), np.diff(P.indptr))
+        keys = rows * n + P.indices
+        vals = []
+        for A in (K, M):
+            T = sp.triu(A, format="coo")
+            v = np.zeros(keys.size)
+            np.add.at(v, np.searchsorted(keys, T.row.astype(np.int64) * n + T.col), T.data)
+            vals.append(v)
+        return P.indptr, P.indices, vals[0], vals[1]
+
+    def factor(self, s):
+        """The factorization of ``K - s M`` (object with ``solve``, ``n_negative``, ``name``)."""
+        if self.backend == "superlu":
+            self.close()
+            self._F = RealSymmetricSuperLU(self.system.K - s * self.system.M)
+            self.analyses += 1
+        elif self._F is None:
+            indptr, indices, self._kv, self._mv = self._pattern()
+            self._F = RealSymmetricPardiso(indptr, indices, self._kv - s * self._mv)
+            self.analyses += 1
+        else:
+            self._F.refactor(self._kv - s * self._mv)
+        return self._F
+
+    def close(self):
+        """Free the factorization (safe to call twice)."""
+        if self._F is not None:
+            self._F.close()
+            self._F = None
+
+
+@contextmanager
+def shifted_factors(system, backend="auto"):
+    """A :class:`ShiftedFactors` for ``system``, the process's kept one when it is free.
+
+    Only PARDISO's analysis is worth keeping (for the next call on the same system,
+    e.g. the next sub-band a dask worker runs); SuperLU factors are private and
+    closed at the end of the ``with`` block.
+    """
+    backend = factor_backend(backend)
+    with borrow_factors(system, ("shifted", backend), lambda: ShiftedFactors(system, backend),
+                        keep=backend == "pardiso") as factors:
+        yield factors
