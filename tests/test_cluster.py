@@ -15,6 +15,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from femfreq import execute as cluster
+from femfreq.errors import ClusterError
+from femfreq.execute.ssh import _ssh_logging_config
 from femfreq._cli.main import main
 from femfreq.execute import make_security, open_client, read_hostfile, run_on_dask
 from femfreq.plan import plan_chunks
@@ -337,7 +339,7 @@ def test_hostfile_cluster_unreachable_host_names_the_file(sshd, tmp_path):
     hostfile = tmp_path / "hosts"
     hostfile.write_text("127.0.0.1\n")
     opts = dict(sshd["connect_options"], client_keys=[])  # no key: authentication fails
-    with pytest.raises(cluster.ClusterError, match=f"could not start the SSH cluster of {hostfile}"):
+    with pytest.raises(ClusterError, match=f"could not start the SSH cluster of {hostfile}"):
         with open_client(hostfile=hostfile, connect_options=opts, timeout=20):
             pass
 
@@ -378,7 +380,7 @@ def test_ssh_logging_config_lets_remote_processes_print_their_startup_lines(cfg)
     import dask
 
     with dask.config.set({**cfg}):
-        with dask.config.set(cluster._ssh_logging_config()):
+        with dask.config.set(_ssh_logging_config()):
             inherit = dask.config.serialize(dask.config.global_config)
     code = (
         "import logging, distributed\n"
@@ -400,7 +402,7 @@ def test_ssh_logging_config_leaves_a_verbose_config_alone():
     for cfg in ({}, {"logging": {"distributed": "debug"}}, {"logging": {"distributed.scheduler": "info",
                                                                          "distributed.worker": 10}}):
         with dask.config.set(cfg):
-            assert cluster._ssh_logging_config() == {}
+            assert _ssh_logging_config() == {}
 
 
 def test_hostfile_cluster_start_up_that_hangs_is_a_timeout_error(sshd, tmp_path):

@@ -14,7 +14,6 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from femfreq import execute as cluster
 from femfreq.errors import ClusterError
 from femfreq.execute import open_client, run_on_dask
 from femfreq.plan import plan_chunks
