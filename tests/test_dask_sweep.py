@@ -18,7 +18,7 @@ from femfreq.errors import ClusterError
 from femfreq.execute import open_client, run_on_dask
 from femfreq.plan import plan_chunks
 from femfreq.execute.task import solve_chunk
-from femfreq.options import Direct
+from femfreq.options import Direct, Local, Scheduler
 from femfreq.system import System
 from helpers import assemble, grid_system
 
@@ -80,7 +80,7 @@ def test_distributed_equals_serial_and_dense(shared_cluster):
     freqs, load, tasks = sweep_tasks(48)
     serial = solve_chunk(system, np.arange(freqs.size), freqs, load, Direct(solver="superlu")).response
     np.testing.assert_allclose(serial, dense_reference(system, freqs, load), rtol=1e-9, atol=0)
-    with open_client(shared_cluster, n_workers=2) as client:
+    with open_client(Scheduler(shared_cluster, n_workers=2)) as client:
         stats = {}
         results = list(run_on_dask(client, system, tasks, method=Direct(solver="superlu"), stats=stats))
         workers = set(client.scheduler_info()["workers"])
@@ -97,7 +97,7 @@ def test_replicas_stay_on_every_worker_of_a_default_scheduler(shared_cluster):
     # the shared scheduler has the default AMM (ReduceReplicas on), cycling every 100 ms
     system = grid_system(6)
     _, _, tasks = sweep_tasks(4, n_workers=1, chunks_per_worker=1)
-    with open_client(shared_cluster, n_workers=2) as client:
+    with open_client(Scheduler(shared_cluster, n_workers=2)) as client:
         workers = set(client.scheduler_info()["workers"])
         # control: an ordinary broadcast loses its extra copies within a few AMM cycles
         control = client.scatter(np.arange(10.0), broadcast=True, hash=False)
@@ -122,7 +122,7 @@ def test_local_cluster_has_no_reduce_replicas_policy():
     import dask
 
     with dask.config.set({"distributed.scheduler.active-memory-manager.interval": "100ms"}):
-        with open_client("local", n_workers=2, dashboard=False) as client:
+        with open_client(Local(n_workers=2, dashboard=False)) as client:
             policies = client.run_on_scheduler(
                 lambda dask_scheduler: [type(p).__name__ for p in dask_scheduler.extensions["amm"].policies]
             )
@@ -138,7 +138,7 @@ def test_no_large_object_in_the_task_graph(shared_cluster):
     system = grid_system(40)  # ~0.4 MB of matrices, above the lowered threshold
     _, _, tasks = sweep_tasks(16)
     with dask.config.set({"distributed.admin.large-graph-warning-threshold": "100kB"}):
-        with open_client(shared_cluster) as client:
+        with open_client(Scheduler(shared_cluster)) as client:
             # control: the system put in the graph itself does warn
             with pytest.warns(UserWarning, match="large graph|Large object"):
                 client.submit(solve_chunk, system, *tasks[0], pure=False).result()
@@ -152,7 +152,7 @@ def test_worker_killed_mid_sweep_completes_with_the_same_answer(shared_cluster):
     system = grid_system(8)
     freqs, load, tasks = sweep_tasks(40, chunks_per_worker=10)
     serial = solve_chunk(system, np.arange(freqs.size), freqs, load, Direct(solver="superlu")).response
-    with open_client(shared_cluster, n_workers=2, timeout=30) as client:
+    with open_client(Scheduler(shared_cluster, n_workers=2, timeout=30)) as client:
         pids = worker_pids(client)
         results = []
         for r in run_on_dask(client, system, tasks, method=Direct(solver="superlu"), function=slow_chunk(0.1)):
@@ -166,7 +166,7 @@ def test_all_copies_of_the_system_lost_it_is_scattered_again(shared_cluster):
     system = grid_system(8)
     freqs, load, tasks = sweep_tasks(24, chunks_per_worker=6)
     serial = solve_chunk(system, np.arange(freqs.size), freqs, load, Direct(solver="superlu")).response
-    with open_client(shared_cluster, n_workers=2, timeout=30) as client:
+    with open_client(Scheduler(shared_cluster, n_workers=2, timeout=30)) as client:
         pids = worker_pids(client)
         results, stats = [], {}
         for r in run_on_dask(client, system, tasks, method=Direct(solver="superlu"), function=slow_chunk(0.1), stats=stats):
@@ -184,7 +184,7 @@ def test_dead_scheduler_raises_a_clear_error(dask_processes):
     address = dask_processes.scheduler()
     dask_processes.workers(address, 1, "--no-nanny")  # quicker to start
     scheduler = dask_processes.procs[0]
-    with open_client(address, n_workers=1) as client:
+    with open_client(Scheduler(address, n_workers=1)) as client:
         got = []
         t0 = time.monotonic()
         with pytest.raises(ClusterError, match="lost the connection to the dask scheduler"):
@@ -215,7 +215,7 @@ def test_client_killed_mid_sweep_then_resumed_gives_the_same_answer(shared_clust
     m, n = 45, 120
     out = tmp_path / "sweep.h5"
     address = shared_cluster
-    with open_client(address, n_workers=2, timeout=30):
+    with open_client(Scheduler(address, n_workers=2, timeout=30)):
         pass  # both workers up (an earlier test may have killed them)
     script = _CLIENT_SCRIPT.format(tests=os.path.dirname(__file__), m=m, n=n, address=address, out=str(out))
     proc = subprocess.Popen([sys.executable, "-c", textwrap.dedent(script)], stderr=subprocess.PIPE)

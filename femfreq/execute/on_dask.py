@@ -80,8 +80,15 @@ def _protect_replicas(client, keys, protect: bool) -> bool:
 
 
 def _scatter_system(client, system, timeout):
-    """Broadcast the System to every worker; its future, seconds taken and size in bytes."""
-    _wait_for_workers(client, 1, timeout, f"the scheduler at {client.scheduler.address}")
+    """Broadcast the System to every worker; its future, seconds taken and size in bytes.
+
+    No worker within ``timeout``, or a broadcast that does not end, is a
+    :class:`~femfreq.errors.ClusterError`: the cluster cannot run the sweep.
+    """
+    try:
+        _wait_for_workers(client, 1, timeout, f"the scheduler at {client.scheduler.address}")
+    except TimeoutError as exc:
+        raise ClusterError(str(exc)) from exc
     nbytes = _nbytes(system)
     n = len(client.scheduler_info().get("workers", {}))
     # a timeout, so that a worker dying mid-broadcast cannot hang the sweep (distributed#5704);
@@ -91,7 +98,7 @@ def _scatter_system(client, system, timeout):
     try:
         future = client.scatter(system, broadcast=True, hash=False, timeout=scatter_timeout)
     except TimeoutError as exc:
-        raise TimeoutError(
+        raise ClusterError(
             f"sending the system ({nbytes / 1e6:.1f} MB) to {n} workers took over {scatter_timeout:.0f} s"
         ) from exc
     seconds = time.perf_counter() - t0
@@ -176,92 +183,116 @@ def run_on_dask(
 
     Raises
     ------
-    ClusterError
-        The scheduler died or the client lost its connection (results already
-        yielded are valid; rerun the missing chunks, e.g. ``resume=True``), or
-        chunks kept being lost.
+    femfreq.errors.ClusterError
+        The cluster went away: the scheduler died or the client lost its connection,
+        no worker joined within ``timeout``, or chunks kept being lost (results
+        already yielded are valid; rerun the missing chunks, e.g. ``resume=True``).
+        Nothing else becomes a ClusterError.
     Exception
-        What the chunk function raised after its retries (e.g. a singular matrix).
+        What the chunk function (or the planner ``tasks``) raised, after its
+        retries, as the class it was: e.g.
+        :class:`~femfreq.errors.SingularMatrixError`,
+        :class:`~femfreq.errors.PardisoError`, a ``ValueError``.
     """
-    from distributed import as_completed
-
-    fn = function or _default_chunk_function()
     stats = stats if stats is not None else {}
     plan = tasks if callable(tasks) else None
     tasks = [] if plan is not None else list(tasks)
     stats.update(n_tasks=len(tasks), resubmitted=0, rescatters=0)
     if not tasks and plan is None:
         return
-    run_id = uuid.uuid4().hex[:8]
-    system_future, stats["scatter_seconds"], stats["scatter_bytes"] = _scatter_system(client, system, timeout)
-    protected = {system_future.key}
-    stats["system_key"] = system_future.key
-    attempts = {}
+    run = None
+    try:
+        run = _Run(client, system, function or _default_chunk_function(), method, retries, timeout, stats)
+        if plan is not None:
+            tasks = list(plan(run.system_future))
+            stats["n_tasks"] = len(tasks)
+        yield from run.results(tasks, max_resubmits)
+    except ClusterError:
+        raise
+    except Exception as exc:
+        _raise_if_disconnected(client, exc)  # a lost scheduler, whatever dask raised for it
+        raise  # the task's (or the planner's) own error, as it was
+    finally:
+        if run is not None:
+            run.close()
 
-    def submit(i, data_future):
-        index, freqs, load = tasks[i]
-        attempts[i] = attempts.get(i, 0) + 1
-        return client.submit(
-            fn,
-            data_future,
+
+class _Run:
+    """One sweep on dask: the scattered System, the chunks submitted, what was resubmitted."""
+
+    def __init__(self, client, system, function, method, retries, timeout, stats):
+        self.client, self.system, self.function, self.method = client, system, function, method
+        self.retries, self.timeout, self.stats = retries, timeout, stats
+        self.run_id = uuid.uuid4().hex[:8]
+        self.attempts = {}
+        self.pending = {}
+        self.system_future = None
+        stats["scatter_seconds"], stats["scatter_bytes"] = self._scatter()
+
+    def _scatter(self):
+        """Broadcast the System (again); seconds taken and bytes."""
+        if self.system_future is not None:
+            _protect_replicas(self.client, [self.system_future.key], False)
+        self.system_future, seconds, nbytes = _scatter_system(self.client, self.system, self.timeout)
+        self.stats["system_key"] = self.system_future.key
+        return seconds, nbytes
+
+    def _submit(self, i, task):
+        index, freqs, load = task
+        self.attempts[i] = self.attempts.get(i, 0) + 1
+        future = self.client.submit(
+            self.function,
+            self.system_future,
             np.asarray(index, dtype=np.int64),
             np.asarray(freqs, dtype=np.float64),
             np.asarray(load, dtype=np.complex128),
-            method,
+            self.method,
             pure=False,
-            retries=retries,
-            key=f"femfreq-chunk-{run_id}-{i}-{attempts[i]}",
+            retries=self.retries,
+            key=f"femfreq-chunk-{self.run_id}-{i}-{self.attempts[i]}",
         )
+        self.pending[future] = i
+        return future
 
-    pending = {}
-    try:
-        if plan is not None:
-            tasks = list(plan(system_future))
-            stats["n_tasks"] = len(tasks)
-        for i in range(len(tasks)):
-            pending[submit(i, system_future)] = i
-        completed = as_completed(list(pending))
+    def results(self, tasks, max_resubmits):
+        """Yield each chunk's result as it completes; resubmit the chunks lost with their data."""
+        from distributed import as_completed
+
+        completed = as_completed([self._submit(i, task) for i, task in enumerate(tasks)])
         for future in completed:
-            i = pending.pop(future)
+            i = self.pending.pop(future)
             if future.status == "finished":
-                try:
-                    result = future.result()
-                except Exception as exc:  # noqa: BLE001 - the connection went between status and result
-                    _raise_if_disconnected(client, exc)
-                    raise
+                result = future.result()
                 future.release()
                 yield result
                 continue
             if future.status == "error":
-                exc = future.exception()
-                _raise_if_disconnected(client, exc)
+                _raise_if_disconnected(self.client, future.exception())
                 future.result()  # re-raise the task's own exception with its traceback
             # cancelled or lost: the connection, or the data it depended on, went away
-            _raise_if_disconnected(client, None)
-            if attempts[i] > max_resubmits:
+            _raise_if_disconnected(self.client, None)
+            if self.attempts[i] > max_resubmits:
                 raise ClusterError(
-                    f"chunk {i} (frequencies {_describe_chunk(tasks[i])}) was lost {attempts[i]} times; giving up"
+                    f"chunk {i} (frequencies {_describe_chunk(tasks[i])}) was lost {self.attempts[i]} times; giving up"
                 )
-            if system_future.status != "finished" or not _held_anywhere(client, system_future):
-                logger.warning("the workers lost the system (%s); scattering it again", system_future.status)
-                _protect_replicas(client, protected, False)
-                system_future, _, _ = _scatter_system(client, system, timeout)
-                protected = {system_future.key}
-                stats["system_key"] = system_future.key
-                stats["rescatters"] += 1
+            if self.system_future.status != "finished" or not _held_anywhere(self.client, self.system_future):
+                logger.warning("the workers lost the system (%s); scattering it again", self.system_future.status)
+                self._scatter()
+                self.stats["rescatters"] += 1
             logger.warning("resubmitting chunk %d (%s)", i, future.status)
-            stats["resubmitted"] += 1
-            new = submit(i, system_future)
-            pending[new] = i
-            completed.add(new)
-    finally:
-        if pending and client.status == "running":
-            with contextlib.suppress(Exception):
-                client.cancel(list(pending))
-        if client.status == "running":
-            _protect_replicas(client, protected, False)
-            with contextlib.suppress(Exception):
-                system_future.release()
+            self.stats["resubmitted"] += 1
+            completed.add(self._submit(i, tasks[i]))
+
+    def close(self):
+        """Cancel what is still pending; let the System's copies go."""
+        if self.client.status != "running":
+            return
+        with contextlib.suppress(Exception):
+            if self.pending:
+                self.client.cancel(list(self.pending))
+        _protect_replicas(self.client, [self.system_future.key], False)
+        with contextlib.suppress(Exception):
+            self.system_future.release()
 
 
 def _held_anywhere(client, future) -> bool:

@@ -211,27 +211,50 @@ class _StartupDeadline:
 
 
 @contextlib.contextmanager
-def _ssh_client(hostfile, *, security, threads_per_worker, scheduler_port, dashboard,
-                connect_options, remote_python, timeout):
-    """A cluster started over SSH on the hosts of ``hostfile`` and a client on it."""
-    import dask
+def ssh_client(where):
+    """A cluster started over SSH (:class:`~femfreq.options.SSH`) and a client on it.
+
+    The scheduler runs on the host file's first host, one worker per line; TLS with
+    ``where.security``, or a temporary certificate, unless ``where.tls`` is false.
+    """
     from distributed import Client
 
     try:
         import asyncssh  # noqa: F401
     except ImportError as exc:
         raise ImportError("host-file clusters need asyncssh: pip install 'femfreq[ssh]'") from exc
+    security = _ssh_security(where)
+    hosts = read_hostfile(where.hostfile)
+    cluster = _start_ssh_cluster(where, hosts, security)
+    try:
+        _drain_remote_output(cluster)
+        with Client(cluster, security=security or None, timeout=where.timeout) as client:
+            _wait_for_workers(client, len(hosts), where.timeout, f"the SSH cluster of {where.hostfile}")
+            _announce(client, f"SSH dask cluster ({len(hosts)} workers, {'TLS' if security else 'no TLS'})")
+            yield client
+    finally:
+        cluster.close()
+
+
+def _ssh_security(where):
+    """The cluster's TLS credentials, or False for none (with a warning)."""
+    if where.tls:
+        return where.security or make_security()
+    if where.security:
+        raise ValueError("SSH(tls=False) contradicts its security credentials: drop one")
+    warnings.warn(
+        "starting an SSH cluster without TLS: anyone who can reach the scheduler port can run code as you",
+        UserWarning,
+        stacklevel=4,
+    )
+    return False
+
+
+def _start_ssh_cluster(where, hosts, security):
+    """dask's ``SSHCluster`` on ``hosts``, started within ``where.timeout`` seconds."""
+    import dask
     from distributed.deploy.ssh import SSHCluster
 
-    hosts = read_hostfile(hostfile)
-    if security is None:
-        security = make_security()
-    elif security is False:
-        warnings.warn(
-            "starting an SSH cluster without TLS: anyone who can reach the scheduler port can run code as you",
-            UserWarning,
-            stacklevel=3,
-        )
     protocol = "tls" if security else "tcp"
     config = dict(KEEP_REPLICAS_CONFIG)
     config.update(_ssh_logging_config())
@@ -239,46 +262,43 @@ def _ssh_client(hostfile, *, security, threads_per_worker, scheduler_port, dashb
         # the remote scheduler and workers read it from the config SSHCluster forwards
         config.update(_security_config(security))
     scheduler_options = {
-        "port": scheduler_port,
+        "port": where.scheduler_port,
         "protocol": protocol,
         # the HTTP server always runs (health checks); ":0" avoids a clash on 8787
         "dashboard_address": ":0",
-        "dashboard": bool(dashboard),
+        "dashboard": bool(where.dashboard),
     }
-    worker_options = {"nthreads": threads_per_worker, "protocol": protocol}
+    worker_options = {"nthreads": where.threads_per_worker, "protocol": protocol}
     logger.info("starting a dask cluster over SSH: scheduler on %s, %d workers", hosts[0], len(hosts))
     too_slow = (
-        f"the SSH cluster of {hostfile} did not start within {timeout:g} s: no 'Scheduler at:' / "
+        f"the SSH cluster of {where.hostfile} did not start within {where.timeout:g} s: no 'Scheduler at:' / "
         "'Start worker at:' line from the remote processes (do they run? does their dask logging "
         "config hide INFO?)"
     )
-    with dask.config.set(config), _StartupDeadline(timeout) as deadline:
+    with dask.config.set(config), _StartupDeadline(where.timeout) as deadline:
         try:
             cluster = SSHCluster(
                 [hosts[0], *hosts],
-                connect_options=dict(connect_options or {}),
+                connect_options=where.connect_options,
                 worker_options=worker_options,
                 scheduler_options=scheduler_options,
                 # run through our entry point so that they exit with their SSH session
-                remote_python=f"{remote_python or sys.executable} -m femfreq.execute.ssh",
+                remote_python=f"{where.remote_python or sys.executable} -m femfreq.execute.ssh",
                 security=security or None,
             )
         except Exception as exc:  # asyncssh and dask raise many kinds; name the file
             if deadline.finish():
                 raise TimeoutError(too_slow) from exc
-            raise ClusterError(f"could not start the SSH cluster of {hostfile}: {type(exc).__name__}: {exc}") from exc
+            raise ClusterError(
+                f"could not start the SSH cluster of {where.hostfile}: {type(exc).__name__}: {exc}"
+            ) from exc
         if deadline.finish():  # started just as the deadline passed: its connections may be closing
             cluster.close()
             raise TimeoutError(too_slow)
-    try:
-        _drain_remote_output(cluster)
-        with Client(cluster, security=security or None, timeout=timeout) as client:
-            _wait_for_workers(client, len(hosts), timeout, f"the SSH cluster of {hostfile}")
-            _announce(client, f"SSH dask cluster ({len(hosts)} workers, {'TLS' if security else 'no TLS'})")
-            yield client
-    finally:
-        cluster.close()
+    return cluster
 
+
+# -- entry point of processes started over SSH -------------------------------------------
 
 
 def _remote_main(argv: list[str]) -> None:
