@@ -178,22 +178,62 @@ def test_all_copies_of_the_system_lost_it_is_scattered_again(shared_cluster):
     assert rel_err(assemble(results, freqs.size, 3), serial) <= 1e-12
 
 
-def test_dead_scheduler_raises_a_clear_error(dask_processes):
-    system = grid_system(6)
-    _, _, tasks = sweep_tasks(40, chunks_per_worker=10)
+def test_dead_scheduler_mid_sweep_is_a_sweep_interrupted_that_keeps_the_done_part(dask_processes, tmp_path):
+    import threading
+
+    import femfreq
+    from femfreq.errors import SweepInterrupted
+    from femfreq.results import read_results
+
+    system = grid_system(40)
+    freqs = np.linspace(0.0, 40.0, 160)
+    out = tmp_path / "sweep.h5"
     address = dask_processes.scheduler()
     dask_processes.workers(address, 1, "--no-nanny")  # quicker to start
     scheduler = dask_processes.procs[0]
-    with open_client(Scheduler(address, n_workers=1)) as client:
-        got = []
-        t0 = time.monotonic()
-        with pytest.raises(ClusterError, match="lost the connection to the dask scheduler"):
-            for r in run_on_dask(client, system, tasks, function=slow_chunk(0.1)):
-                got.append(r)
-                if len(got) == 2:
-                    os.killpg(scheduler.pid, signal.SIGKILL)
-        assert time.monotonic() - t0 < 30
-    assert 2 <= len(got) < len(tasks)
+    killed = threading.Event()
+
+    def kill_after_the_first_chunk():
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                if read_results(out).done.any():
+                    break
+            except (OSError, KeyError, ValueError):
+                pass  # not created yet
+            time.sleep(0.02)
+        os.killpg(scheduler.pid, signal.SIGKILL)
+        killed.set()
+
+    killer = threading.Thread(target=kill_after_the_first_chunk, daemon=True)
+    t0 = time.monotonic()
+    with pytest.raises(SweepInterrupted, match="lost the connection to the dask scheduler") as info:
+        killer.start()
+        femfreq.solve(system, freqs_hz=freqs, method=Direct(solver="superlu"),
+                      cluster=Scheduler(address, n_workers=1), out=out, progress=False)
+    assert killed.is_set() and time.monotonic() - t0 < 60
+    err = info.value
+    assert isinstance(err, ClusterError) and err.path == str(out) and err.total == freqs.size
+    assert 0 < err.done < err.total
+    assert int(read_results(out).done.sum()) == err.done  # what it says is in the file
+
+
+def test_a_task_error_on_a_worker_arrives_as_its_own_class():
+    import femfreq
+    from femfreq.errors import SingularMatrixError
+
+    # every mode at 5 Hz: A(omega) = K - omega^2 M is exactly zero there
+    w0 = 2 * np.pi * 5.0
+    system = System(K=sp.diags([w0**2, 2 * w0**2, 3 * w0**2]).tocsc(), C=None,
+                    M=sp.diags([1.0, 2.0, 3.0]).tocsc(), b=np.ones(3), output_dofs=[0])
+    sweep = dict(freqs_hz=np.arange(1.0, 11.0), method=Direct(solver="superlu"), progress=False)
+    with pytest.raises(SingularMatrixError) as serial:
+        femfreq.solve(system, cluster=None, **sweep)
+    with pytest.raises(SingularMatrixError) as on_dask:
+        femfreq.solve(system, cluster=Local(n_workers=1, dashboard=False), **sweep)
+    assert not isinstance(on_dask.value, ClusterError)
+    assert on_dask.value.freq_hz == pytest.approx(5.0) == serial.value.freq_hz
+    assert str(on_dask.value) == str(serial.value)
 
 
 _CLIENT_SCRIPT = """
