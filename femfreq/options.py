@@ -215,6 +215,8 @@ class Local:
         A cluster calibration (``femfreq calibrate -o calib.json``) for chunk sizes.
     timeout : float
         Seconds to wait for the workers.
+    security : distributed.Security, optional
+        TLS for the cluster (see :func:`femfreq.execute.make_security`); default plain TCP.
     """
 
     n_workers: int | None = None
@@ -224,6 +226,7 @@ class Local:
     dashboard: bool = True
     calibration: Any = None
     timeout: float = 60.0
+    security: Any = None
 
     def __post_init__(self):
         if self.n_workers is not None:
@@ -294,6 +297,9 @@ class SSH:
         Encrypt and authenticate the cluster's connections.
     threads_per_worker, scheduler_port, dashboard, calibration, timeout
         As for :class:`Local`.
+    security : distributed.Security, optional
+        With ``tls``: these credentials (e.g. ``make_security(cert_dir, create=True)``, to
+        give clients the same directory) instead of a temporary certificate.
     """
 
     hostfile: Any
@@ -308,6 +314,7 @@ class SSH:
     dashboard: bool = True
     calibration: Any = None
     timeout: float = 60.0
+    security: Any = None
 
     def __post_init__(self):
         object.__setattr__(self, "hostfile", os.fspath(self.hostfile))

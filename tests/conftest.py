@@ -4,7 +4,8 @@
   and returns its address, ``workers(address, n)`` starts ``n`` ``dask worker``
   processes (each with its nanny). Everything started is killed at teardown.
 - ``sshd``: an OpenSSH server on a free loopback port with throw-away host and user
-  keys (skipped, with the reason, only if ``/usr/sbin/sshd`` is missing).
+  keys (skipped, with the reason, only if ``/usr/sbin/sshd`` is missing); its sessions
+  import the femfreq of this checkout.
 """
 
 from __future__ import annotations
@@ -156,6 +157,9 @@ def sshd(tmp_path):
     (d / "authorized_keys").write_text(Path(f"{user_key}.pub").read_text())
     os.chmod(d / "authorized_keys", 0o600)
     port = _free_port()
+    # the sessions' Python imports the femfreq under test (this checkout), not an installed one
+    pythonpath = os.pathsep.join([str(Path(__file__).resolve().parents[1]),
+                                  *filter(None, [os.environ.get("PYTHONPATH")])])
     config = d / "sshd_config"
     config.write_text(
         f"""Port {port}
@@ -170,6 +174,7 @@ PasswordAuthentication no
 KbdInteractiveAuthentication no
 UsePAM no
 LogLevel ERROR
+SetEnv PYTHONPATH={pythonpath}
 """
     )
     # sshd insists on its privilege-separation directory

@@ -13,13 +13,16 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from distributed import Security
 
 from femfreq import execute as cluster
+from femfreq.errors import ClusterError
+from femfreq.execute.ssh import _ssh_logging_config
 from femfreq._cli.main import main
 from femfreq.execute import make_security, open_client, read_hostfile, run_on_dask
 from femfreq.plan import plan_chunks
 from femfreq.execute.task import solve_chunk
-from femfreq.options import Direct
+from femfreq.options import SSH, Direct, JobQueue, Local, Scheduler, cluster_from
 from helpers import assemble
 
 
@@ -118,22 +121,30 @@ def test_hostfile_missing_is_an_oserror(tmp_path):
 
 # -- open_client ------------------------------------------------------------------------
 @pytest.mark.parametrize(
-    "cluster_arg, kwargs, exc, match",
+    "make, exc, match",
     [
-        (None, {}, ValueError, "cluster=None means no dask"),
-        (42, {}, TypeError, "cluster must be 'local', a scheduler address"),
-        ("my-laptop", {}, ValueError, "not a scheduler address: 'my-laptop'"),
-        ("http://host:8786", {}, ValueError, "unsupported scheduler address 'http://host:8786'"),
-        ("tls://127.0.0.1:1", {}, ValueError, "is a TLS scheduler: give its credentials"),
-        ("local", {"hostfile": "h", "jobqueue": "slurm"}, ValueError, "either hostfile or jobqueue"),
-        ("tcp://h:1", {"hostfile": "h"}, ValueError, "conflicts with hostfile"),
-        ("local", {"jobqueue": "torque-ish"}, ValueError, "unknown job queue 'torque-ish'"),
-        ("local", {"n_workers": 0}, ValueError, "n_workers must be >= 1"),
+        (lambda: None, ValueError, r"Serial\(\) runs in this process without dask"),
+        (lambda: 42, TypeError, "cluster must be None \\(serial\\), 'local', a scheduler address"),
+        (lambda: Security(), TypeError, "cluster must be Local, Scheduler, SSH, JobQueue"),
+        (lambda: "my-laptop", ValueError, "not a scheduler address: 'my-laptop'"),
+        (lambda: Scheduler("http://host:8786"), ValueError, "unsupported scheduler address 'http://host:8786'"),
+        (lambda: "tls://127.0.0.1:1", ValueError, "is a TLS scheduler: give its credentials"),
+        (lambda: JobQueue("torque-ish"), ValueError, "unknown job queue 'torque-ish'"),
+        (lambda: SSH("h", tls=False, security=make_security()), ValueError, r"SSH\(tls=False\) contradicts"),
+        # the option objects check their own fields
+        (lambda: Local(n_workers=0), ValueError, "n_workers must be >= 1"),
+        (lambda: Local(threads_per_worker=0), ValueError, "threads_per_worker must be >= 1"),
+        (lambda: Scheduler("tcp://h:1", n_workers=0), ValueError, "n_workers must be >= 1"),
+        (lambda: Scheduler(""), TypeError, "address must be a scheduler address"),
+        (lambda: JobQueue("slurm", n_workers=-1), ValueError, "n_workers must be >= 0"),
+        (lambda: SSH("h", port=70000), ValueError, "port must be"),
+        (lambda: Local(timeout=0), ValueError, r"timeout must be finite and > 0"),
+        (lambda: cluster_from(scheduler="tcp://h:1", hostfile="h"), ValueError, "at most one of"),
     ],
 )
-def test_open_client_rejects_bad_input(cluster_arg, kwargs, exc, match):
+def test_open_client_rejects_bad_input(make, exc, match):
     with pytest.raises(exc, match=match):
-        with open_client(cluster_arg, **kwargs):
+        with open_client(make()):
             pass
 
 
@@ -144,7 +155,7 @@ def test_unreachable_scheduler_is_a_clear_oserror():
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]  # nothing listens here once closed
     with pytest.raises(OSError, match=f"cannot connect to the dask scheduler at tcp://127.0.0.1:{port}"):
-        with open_client(f"127.0.0.1:{port}", timeout=1):
+        with open_client(Scheduler(f"127.0.0.1:{port}", timeout=1)):
             pass
 
 
@@ -194,7 +205,7 @@ def test_cli_tls_cluster_serves_only_clients_with_the_credentials_until_ctrl_c(t
         assert oct((cert_dir / "key.pem").stat().st_mode & 0o777) == "0o600"
         # with the credentials: works, also through open_client
         security = make_security(cert_dir)
-        with open_client(address, security=security) as client:
+        with open_client(Scheduler(address, security=security)) as client:
             assert client.submit(add, 1, 1).result(timeout=30) == 2
             # an existing Client is used as is and not closed
             with open_client(client) as same:
@@ -202,7 +213,7 @@ def test_cli_tls_cluster_serves_only_clients_with_the_credentials_until_ctrl_c(t
             assert client.status == "running"
             assert client.submit(add, 41, 1).result(timeout=30) == 42
             with pytest.raises(TimeoutError, match="only 1 of 3 dask workers joined"):
-                with open_client(client, n_workers=3, timeout=0.5):
+                with open_client(Scheduler(address, security=security, n_workers=3, timeout=0.5)):
                     pass
         # without them: refused
         with pytest.raises(ValueError, match="is a TLS scheduler"):
@@ -232,11 +243,11 @@ def test_dashboard_link_only_when_the_dashboard_is_on(caplog, dask_processes):
         return " ".join(lines)
 
     caplog.set_level(logging.INFO, logger="femfreq.execute")
-    with open_client("local", n_workers=1, dashboard=False) as client:
+    with open_client(Local(n_workers=1, dashboard=False)) as client:
         assert cluster.dashboard_link(client) is None  # its HTTP server runs, but serves no dashboard
     text = announced()
     assert "dashboard off" in text and "http" not in text
-    with open_client("local", n_workers=1) as client:
+    with open_client(Local(n_workers=1)) as client:
         link = cluster.dashboard_link(client)
         assert link.startswith("http://127.0.0.1:")
         with urllib.request.urlopen(link, timeout=30) as page:
@@ -294,6 +305,13 @@ def test_cli_ssh_options_are_shared_and_checked(command, options, message, tmp_p
 
 
 # -- SSH host file against a real sshd -------------------------------------------------
+def _ssh(sshd, hostfile, **fields):
+    """The SSH option for the test sshd (its port, user and key; no host key check)."""
+    settings = dict(port=sshd["port"], user=sshd["user"], keys=[sshd["key"]], known_hosts="none")
+    settings.update(fields)
+    return SSH(hostfile, **settings)
+
+
 def test_hostfile_cluster_over_ssh_with_tls(sshd, tmp_path, caplog):
     from femfreq.system import System
     import scipy.sparse as sp
@@ -308,7 +326,7 @@ def test_hostfile_cluster_over_ssh_with_tls(sshd, tmp_path, caplog):
     tasks = [(c, freqs[c], load[c]) for c in plan_chunks(freqs.size, 2)]
     caplog.set_level(logging.DEBUG, logger="femfreq.execute.remote")
     with _Watchdog(sshd, 150), \
-            open_client(hostfile=hostfile, connect_options=sshd["connect_options"], timeout=90) as client:
+            open_client(_ssh(sshd, hostfile, timeout=90)) as client:
         assert client.scheduler.address.startswith("tls://")  # TLS by default
         workers = client.scheduler_info()["workers"]
         assert len(workers) == 2 and all(w.startswith("tls://") for w in workers)
@@ -333,12 +351,12 @@ def test_hostfile_cluster_over_ssh_with_tls(sshd, tmp_path, caplog):
     assert np.max(np.abs(got - serial)) <= 1e-12 * np.max(np.abs(serial))
 
 
-def test_hostfile_cluster_unreachable_host_names_the_file(sshd, tmp_path):
+def test_hostfile_cluster_unreachable_host_names_the_file(sshd, tmp_path, monkeypatch):
     hostfile = tmp_path / "hosts"
     hostfile.write_text("127.0.0.1\n")
-    opts = dict(sshd["connect_options"], client_keys=[])  # no key: authentication fails
-    with pytest.raises(cluster.ClusterError, match=f"could not start the SSH cluster of {hostfile}"):
-        with open_client(hostfile=hostfile, connect_options=opts, timeout=20):
+    monkeypatch.setenv("HOME", str(tmp_path))  # no ~/.ssh keys either
+    with pytest.raises(ClusterError, match=f"could not start the SSH cluster of {hostfile}"):
+        with open_client(_ssh(sshd, hostfile, keys=(), timeout=20)):  # no key: authentication fails
             pass
 
 
@@ -346,7 +364,7 @@ def test_hostfile_cluster_unreachable_host_names_the_file(sshd, tmp_path):
 def test_jobqueue_cluster_builds_a_job_script_and_keeps_replicas():
     pytest.importorskip("dask_jobqueue")
     opts = {"memory": "1GB", "queue": "short", "walltime": "01:00:00"}
-    with open_client(jobqueue="slurm", n_workers=0, jobqueue_options=opts, timeout=10) as client:
+    with open_client(JobQueue("slurm", n_workers=0, options=opts, timeout=10)) as client:
         script = client.cluster.job_script()
         policies = client.run_on_scheduler(
             lambda dask_scheduler: [type(p).__name__ for p in dask_scheduler.extensions["amm"].policies]
@@ -378,7 +396,7 @@ def test_ssh_logging_config_lets_remote_processes_print_their_startup_lines(cfg)
     import dask
 
     with dask.config.set({**cfg}):
-        with dask.config.set(cluster._ssh_logging_config()):
+        with dask.config.set(_ssh_logging_config()):
             inherit = dask.config.serialize(dask.config.global_config)
     code = (
         "import logging, distributed\n"
@@ -400,7 +418,7 @@ def test_ssh_logging_config_leaves_a_verbose_config_alone():
     for cfg in ({}, {"logging": {"distributed": "debug"}}, {"logging": {"distributed.scheduler": "info",
                                                                          "distributed.worker": 10}}):
         with dask.config.set(cfg):
-            assert cluster._ssh_logging_config() == {}
+            assert _ssh_logging_config() == {}
 
 
 def test_hostfile_cluster_start_up_that_hangs_is_a_timeout_error(sshd, tmp_path):
@@ -411,8 +429,8 @@ def test_hostfile_cluster_start_up_that_hangs_is_a_timeout_error(sshd, tmp_path)
     t0 = time.monotonic()
     with _Watchdog(sshd, 90):
         with pytest.raises(TimeoutError, match=f"the SSH cluster of {hostfile} did not start within 3 s"):
-            with open_client(hostfile=hostfile, connect_options=sshd["connect_options"], timeout=3,
-                             remote_python="cat >/dev/null #"):  # no output; exits at EOF
+            # a remote "python" with no output that exits at EOF
+            with open_client(_ssh(sshd, hostfile, timeout=3, remote_python="cat >/dev/null #")):
                 pass
     assert time.monotonic() - t0 < 60
 
@@ -477,7 +495,8 @@ def test_cli_cluster_over_ssh_through_main_starts_serves_and_stops(sshd, tmp_pat
                     break
         assert fields.get("workers") == "2", f"{fields} {(tmp_path / 'cli.err').read_text()[-2000:]}"
         assert fields["scheduler"].startswith("tls://")
-        with open_client(fields["scheduler"], security=make_security(cert_dir), n_workers=2, timeout=30) as client:
+        with open_client(Scheduler(fields["scheduler"], security=make_security(cert_dir), n_workers=2,
+                                   timeout=30)) as client:
             assert client.submit(add, 20, 22).result(timeout=30) == 42
     finally:
         code, out = _stop_cli(proc)

@@ -14,12 +14,11 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from femfreq import execute as cluster
 from femfreq.errors import ClusterError
 from femfreq.execute import open_client, run_on_dask
 from femfreq.plan import plan_chunks
 from femfreq.execute.task import solve_chunk
-from femfreq.options import Direct
+from femfreq.options import Direct, Local, Scheduler
 from femfreq.system import System
 from helpers import assemble, grid_system
 
@@ -81,7 +80,7 @@ def test_distributed_equals_serial_and_dense(shared_cluster):
     freqs, load, tasks = sweep_tasks(48)
     serial = solve_chunk(system, np.arange(freqs.size), freqs, load, Direct(solver="superlu")).response
     np.testing.assert_allclose(serial, dense_reference(system, freqs, load), rtol=1e-9, atol=0)
-    with open_client(shared_cluster, n_workers=2) as client:
+    with open_client(Scheduler(shared_cluster, n_workers=2)) as client:
         stats = {}
         results = list(run_on_dask(client, system, tasks, method=Direct(solver="superlu"), stats=stats))
         workers = set(client.scheduler_info()["workers"])
@@ -98,7 +97,7 @@ def test_replicas_stay_on_every_worker_of_a_default_scheduler(shared_cluster):
     # the shared scheduler has the default AMM (ReduceReplicas on), cycling every 100 ms
     system = grid_system(6)
     _, _, tasks = sweep_tasks(4, n_workers=1, chunks_per_worker=1)
-    with open_client(shared_cluster, n_workers=2) as client:
+    with open_client(Scheduler(shared_cluster, n_workers=2)) as client:
         workers = set(client.scheduler_info()["workers"])
         # control: an ordinary broadcast loses its extra copies within a few AMM cycles
         control = client.scatter(np.arange(10.0), broadcast=True, hash=False)
@@ -123,7 +122,7 @@ def test_local_cluster_has_no_reduce_replicas_policy():
     import dask
 
     with dask.config.set({"distributed.scheduler.active-memory-manager.interval": "100ms"}):
-        with open_client("local", n_workers=2, dashboard=False) as client:
+        with open_client(Local(n_workers=2, dashboard=False)) as client:
             policies = client.run_on_scheduler(
                 lambda dask_scheduler: [type(p).__name__ for p in dask_scheduler.extensions["amm"].policies]
             )
@@ -139,7 +138,7 @@ def test_no_large_object_in_the_task_graph(shared_cluster):
     system = grid_system(40)  # ~0.4 MB of matrices, above the lowered threshold
     _, _, tasks = sweep_tasks(16)
     with dask.config.set({"distributed.admin.large-graph-warning-threshold": "100kB"}):
-        with open_client(shared_cluster) as client:
+        with open_client(Scheduler(shared_cluster)) as client:
             # control: the system put in the graph itself does warn
             with pytest.warns(UserWarning, match="large graph|Large object"):
                 client.submit(solve_chunk, system, *tasks[0], pure=False).result()
@@ -153,7 +152,7 @@ def test_worker_killed_mid_sweep_completes_with_the_same_answer(shared_cluster):
     system = grid_system(8)
     freqs, load, tasks = sweep_tasks(40, chunks_per_worker=10)
     serial = solve_chunk(system, np.arange(freqs.size), freqs, load, Direct(solver="superlu")).response
-    with open_client(shared_cluster, n_workers=2, timeout=30) as client:
+    with open_client(Scheduler(shared_cluster, n_workers=2, timeout=30)) as client:
         pids = worker_pids(client)
         results = []
         for r in run_on_dask(client, system, tasks, method=Direct(solver="superlu"), function=slow_chunk(0.1)):
@@ -167,7 +166,7 @@ def test_all_copies_of_the_system_lost_it_is_scattered_again(shared_cluster):
     system = grid_system(8)
     freqs, load, tasks = sweep_tasks(24, chunks_per_worker=6)
     serial = solve_chunk(system, np.arange(freqs.size), freqs, load, Direct(solver="superlu")).response
-    with open_client(shared_cluster, n_workers=2, timeout=30) as client:
+    with open_client(Scheduler(shared_cluster, n_workers=2, timeout=30)) as client:
         pids = worker_pids(client)
         results, stats = [], {}
         for r in run_on_dask(client, system, tasks, method=Direct(solver="superlu"), function=slow_chunk(0.1), stats=stats):
@@ -179,22 +178,62 @@ def test_all_copies_of_the_system_lost_it_is_scattered_again(shared_cluster):
     assert rel_err(assemble(results, freqs.size, 3), serial) <= 1e-12
 
 
-def test_dead_scheduler_raises_a_clear_error(dask_processes):
-    system = grid_system(6)
-    _, _, tasks = sweep_tasks(40, chunks_per_worker=10)
+def test_dead_scheduler_mid_sweep_is_a_sweep_interrupted_that_keeps_the_done_part(dask_processes, tmp_path):
+    import threading
+
+    import femfreq
+    from femfreq.errors import SweepInterrupted
+    from femfreq.results import read_results
+
+    system = grid_system(40)
+    freqs = np.linspace(0.0, 40.0, 160)
+    out = tmp_path / "sweep.h5"
     address = dask_processes.scheduler()
     dask_processes.workers(address, 1, "--no-nanny")  # quicker to start
     scheduler = dask_processes.procs[0]
-    with open_client(address, n_workers=1) as client:
-        got = []
-        t0 = time.monotonic()
-        with pytest.raises(ClusterError, match="lost the connection to the dask scheduler"):
-            for r in run_on_dask(client, system, tasks, function=slow_chunk(0.1)):
-                got.append(r)
-                if len(got) == 2:
-                    os.killpg(scheduler.pid, signal.SIGKILL)
-        assert time.monotonic() - t0 < 30
-    assert 2 <= len(got) < len(tasks)
+    killed = threading.Event()
+
+    def kill_after_the_first_chunk():
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                if read_results(out).done.any():
+                    break
+            except (OSError, KeyError, ValueError):
+                pass  # not created yet
+            time.sleep(0.02)
+        os.killpg(scheduler.pid, signal.SIGKILL)
+        killed.set()
+
+    killer = threading.Thread(target=kill_after_the_first_chunk, daemon=True)
+    t0 = time.monotonic()
+    with pytest.raises(SweepInterrupted, match="lost the connection to the dask scheduler") as info:
+        killer.start()
+        femfreq.solve(system, freqs_hz=freqs, method=Direct(solver="superlu"),
+                      cluster=Scheduler(address, n_workers=1), out=out, progress=False)
+    assert killed.is_set() and time.monotonic() - t0 < 60
+    err = info.value
+    assert isinstance(err, ClusterError) and err.path == str(out) and err.total == freqs.size
+    assert 0 < err.done < err.total
+    assert int(read_results(out).done.sum()) == err.done  # what it says is in the file
+
+
+def test_a_task_error_on_a_worker_arrives_as_its_own_class():
+    import femfreq
+    from femfreq.errors import SingularMatrixError
+
+    # every mode at 5 Hz: A(omega) = K - omega^2 M is exactly zero there
+    w0 = 2 * np.pi * 5.0
+    system = System(K=sp.diags([w0**2, 2 * w0**2, 3 * w0**2]).tocsc(), C=None,
+                    M=sp.diags([1.0, 2.0, 3.0]).tocsc(), b=np.ones(3), output_dofs=[0])
+    sweep = dict(freqs_hz=np.arange(1.0, 11.0), method=Direct(solver="superlu"), progress=False)
+    with pytest.raises(SingularMatrixError) as serial:
+        femfreq.solve(system, cluster=None, **sweep)
+    with pytest.raises(SingularMatrixError) as on_dask:
+        femfreq.solve(system, cluster=Local(n_workers=1, dashboard=False), **sweep)
+    assert not isinstance(on_dask.value, ClusterError)
+    assert on_dask.value.freq_hz == pytest.approx(5.0) == serial.value.freq_hz
+    assert str(on_dask.value) == str(serial.value)
 
 
 _CLIENT_SCRIPT = """
@@ -216,7 +255,7 @@ def test_client_killed_mid_sweep_then_resumed_gives_the_same_answer(shared_clust
     m, n = 45, 120
     out = tmp_path / "sweep.h5"
     address = shared_cluster
-    with open_client(address, n_workers=2, timeout=30):
+    with open_client(Scheduler(address, n_workers=2, timeout=30)):
         pass  # both workers up (an earlier test may have killed them)
     script = _CLIENT_SCRIPT.format(tests=os.path.dirname(__file__), m=m, n=n, address=address, out=str(out))
     proc = subprocess.Popen([sys.executable, "-c", textwrap.dedent(script)], stderr=subprocess.PIPE)

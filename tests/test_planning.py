@@ -16,7 +16,7 @@ from femfreq.plan import plan_chunks
 from femfreq.solvers import mkl_available
 from femfreq.solvers.fast import mode_weights
 from femfreq.execute.task import solve_chunk
-from femfreq.options import Direct
+from femfreq.options import Direct, Local
 from femfreq.plan import needs_mode_weights, plan_sweep
 from femfreq.system import System
 from helpers import assemble
@@ -24,7 +24,7 @@ from helpers import assemble
 
 @pytest.fixture(scope="module")
 def client():
-    with open_client("local", n_workers=1, dashboard=False, timeout=60) as c:
+    with open_client(Local(n_workers=1, dashboard=False, timeout=60)) as c:
         yield c
 
 

@@ -47,12 +47,11 @@ def add_ssh_args(parser) -> None:
                      help=f"Python on the hosts (default {sys.executable})")
 
 
-def ssh_options_from_args(args) -> tuple[dict | None, str | None]:
-    """``(connect_options, remote_python)`` for :func:`femfreq.execute.open_client` from ``--ssh-*``.
+def ssh_settings_from_args(args) -> dict | None:
+    """The fields of :class:`femfreq.options.SSH` given by ``--ssh-*`` (None without ``--hostfile``).
 
-    ``connect_options`` (for ``asyncssh.connect``) is None without ``--hostfile``;
-    otherwise it holds only the options given: asyncssh takes the rest from
-    ``~/.ssh/config``, like ``ssh``.
+    Only the options given are returned: asyncssh takes the rest from ``~/.ssh/config``,
+    like ``ssh``.
 
     Raises
     ------
@@ -64,27 +63,39 @@ def ssh_options_from_args(args) -> tuple[dict | None, str | None]:
     if args.hostfile is None:
         if given:
             raise ValueError(f"the SSH options {', '.join(given)} need --hostfile")
-        return None, None
-    opts = {}
+        return None
+    settings = {}
     if args.ssh_port is not None:
         if not 1 <= args.ssh_port <= 65535:
             raise ValueError(f"--ssh-port must be a port number in 1..65535 (got {args.ssh_port})")
-        opts["port"] = args.ssh_port
+        settings["port"] = args.ssh_port
     if args.ssh_user is not None:
         if not args.ssh_user.strip() or any(c.isspace() or c == "@" for c in args.ssh_user):
             raise ValueError(f"--ssh-user must be a user name (got {args.ssh_user!r})")
-        opts["username"] = args.ssh_user
+        settings["user"] = args.ssh_user
     if args.ssh_key:
         for key in args.ssh_key:
             if not os.path.isfile(os.path.expanduser(key)):
                 raise ValueError(f"--ssh-key {key}: no such file")
-        opts["client_keys"] = [os.path.expanduser(key) for key in args.ssh_key]
+        settings["keys"] = tuple(args.ssh_key)
     if args.known_hosts is not None:
-        if args.known_hosts.lower() == "none":
-            opts["known_hosts"] = None
-        elif not os.path.isfile(os.path.expanduser(args.known_hosts)):
+        if args.known_hosts.lower() != "none" and not os.path.isfile(os.path.expanduser(args.known_hosts)):
             raise ValueError(f"--known-hosts {args.known_hosts}: no such file (or 'none' to skip host key checks)")
-        else:
-            opts["known_hosts"] = os.path.expanduser(args.known_hosts)
-    return opts, args.remote_python
+        settings["known_hosts"] = args.known_hosts
+    if args.remote_python is not None:
+        settings["remote_python"] = args.remote_python
+    return settings
 
+
+def ssh_options_from_args(args) -> tuple[dict | None, str | None]:
+    """``(connect_options, remote_python)`` from ``--ssh-*``: :func:`ssh_settings_from_args` in the flat form.
+
+    ``connect_options`` (for ``asyncssh.connect``) is None without ``--hostfile``.
+    """
+    from femfreq.options import SSH
+
+    settings = ssh_settings_from_args(args)
+    if settings is None:
+        return None, None
+    ssh = SSH(args.hostfile, **settings)
+    return ssh.connect_options, ssh.remote_python

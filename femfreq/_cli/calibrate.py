@@ -15,6 +15,7 @@ the reference window on the cluster, streamed to HDF5.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import tempfile
 from pathlib import Path
@@ -131,6 +132,7 @@ def run(args) -> int:
     """Calibrate the cluster, optionally run the workloads, print a report and write the JSON."""
     from femfreq.calibrate import calibrate, save_calibration
     from femfreq.execute import open_client
+    from femfreq.options import Scheduler, cluster_from
 
     if not getattr(args, "verbose", 0):
         # distributed logs every worker start/stop at INFO: keep the report readable
@@ -138,8 +140,11 @@ def run(args) -> int:
     if args.workers is not None and args.workers < 1:
         raise ValueError(f"--workers must be >= 1 (got {args.workers})")
     # local: one worker per core unless --workers; a scheduler: wait for --workers (default 1)
-    with open_client(args.scheduler or "local", n_workers=args.workers, hostfile=args.hostfile,
-                     security=security_from_args(args), dashboard=False) as client:
+    where = cluster_from(scheduler=args.scheduler, hostfile=args.hostfile,
+                         n_workers=args.workers if args.hostfile is None else None, security=security_from_args(args))
+    if not isinstance(where, Scheduler):
+        where = dataclasses.replace(where, dashboard=False)
+    with open_client(where) as client:
         calib = calibrate(client, quick=not args.full)
         if args.primes:
             calib["primes"] = _primes_report(client, *args.primes)

@@ -19,7 +19,8 @@ import tempfile
 import time
 
 from .. import execute as _cluster
-from ._common import add_ssh_args, ssh_options_from_args
+from ..options import SSH, Local
+from ._common import add_ssh_args, ssh_settings_from_args
 
 
 def add_args(parser):
@@ -50,32 +51,26 @@ def run(args) -> int:
     """Start the cluster, print how to reach it, wait for Ctrl-C."""
     if args.tls and args.no_tls:
         raise ValueError("--tls and --no-tls contradict each other")
-    connect_options, remote_python = ssh_options_from_args(args)
+    ssh = ssh_settings_from_args(args)
     use_tls = args.tls or args.cert_dir is not None or (args.hostfile is not None and not args.no_tls)
     if args.hostfile is None and not use_tls and args.host not in ("127.0.0.1", "localhost", "::1"):
         print(f"femfreq: warning: listening on {args.host} without TLS: anyone who can reach "
               f"port {args.scheduler_port} can run code as you (add --tls)", file=sys.stderr)
     tmp_certs = None
-    security = False if args.hostfile is not None else None
+    security = None
     cert_dir = args.cert_dir
     if use_tls:
         if cert_dir is None:
             tmp_certs = cert_dir = tempfile.mkdtemp(prefix="femfreq-tls-")
         security = _cluster.make_security(cert_dir, create=True)
+    common = dict(threads_per_worker=args.threads_per_worker, scheduler_port=args.scheduler_port,
+                  dashboard=not args.no_dashboard, timeout=args.timeout, security=security)
     try:
-        with _cluster.open_client(
-            "local",
-            n_workers=args.workers if args.hostfile is None else None,
-            threads_per_worker=args.threads_per_worker,
-            hostfile=args.hostfile,
-            security=security,
-            dashboard=not args.no_dashboard,
-            scheduler_port=args.scheduler_port,
-            host=args.host,
-            connect_options=connect_options,
-            remote_python=remote_python,
-            timeout=args.timeout,
-        ) as client:
+        if args.hostfile is not None:
+            where = SSH(args.hostfile, tls=use_tls, **ssh, **common)
+        else:
+            where = Local(n_workers=args.workers, host=args.host, **common)
+        with _cluster.open_client(where) as client:
             address = client.scheduler.address
             link = _cluster.dashboard_link(client)
             n = len(client.scheduler_info().get("workers", {}))
