@@ -115,7 +115,9 @@ def run(quick: bool = True) -> dict:
     """
     from threadpoolctl import threadpool_limits
 
-    from femfreq.execute import open_client, plan_chunks, run_on_dask
+    from femfreq.execute import open_client, run_on_dask
+    from femfreq.options import Local
+    from femfreq.plan import plan_chunks
     from femfreq.sweep import solve_chunk
 
     level, n_freqs, repeats = (4, 48, 3) if quick else (5, 96, 3)
@@ -142,7 +144,7 @@ def run(quick: bool = True) -> dict:
     with threadpool_limits(1):
         solve_chunk(system, np.arange(2), freqs[:2], load[:2], solver=solver)
     rows = []
-    with open_client("local", n_workers=n_workers, dashboard=False) as client:
+    with open_client(Local(n_workers=n_workers, dashboard=False)) as client:
         from femfreq.solvers import clear_caches
 
         warm = [(np.array([i]), freqs[i : i + 1], load[i : i + 1]) for i in range(2 * n_workers)]

@@ -75,6 +75,7 @@ def run(quick: bool = True) -> dict:
         read_mandelbrot,
     )
     from femfreq.execute import open_client
+    from femfreq.options import Local
 
     it = REFERENCE_MAX_ITER
     load = [round(x, 1) for x in os.getloadavg()]
@@ -106,7 +107,7 @@ def run(quick: bool = True) -> dict:
             rows.append({"case": f"in-process numba {width}x{height}", "wall_s": serial_s,
                          "Mpix_s": width * height / serial_s / 1e6})
         row_choices = (2, 16, 125, 500) if quick else (None,)
-        with open_client("local", n_workers=N_WORKERS, threads_per_worker=1, dashboard=False) as client:
+        with open_client(Local(n_workers=N_WORKERS, threads_per_worker=1, dashboard=False)) as client:
             client.run(mandelbrot_block, *REFERENCE_WINDOW, 8, 8, 0, 8, it)  # compile in the workers
             for rpt in row_choices:
                 path = os.path.join(tmp, f"mandelbrot-{rpt}.h5")

@@ -29,6 +29,7 @@ def run(quick: bool = True) -> dict:
     """Run the comparison; rows = one per split, with imbalance, overhead and efficiency."""
     from femfreq.calibrate.primes import primes_metrics, primes_on_dask, primes_serial, primes_sieve
     from femfreq.execute import open_client
+    from femfreq.options import Local
 
     a, b = _ranges(quick)
     load = [round(x, 1) for x in os.getloadavg()]
@@ -49,7 +50,7 @@ def run(quick: bool = True) -> dict:
         ("chunks x1", "chunks", N_WORKERS),
         ("chunks x8 (default)", "chunks", 8 * N_WORKERS),
     )
-    with open_client("local", n_workers=N_WORKERS, threads_per_worker=1, dashboard=False) as client:
+    with open_client(Local(n_workers=N_WORKERS, threads_per_worker=1, dashboard=False)) as client:
         client.run(primes_serial, 2, 100)  # import sympy in every worker before timing
         for label, split, n_tasks in cases:
             run_ = primes_on_dask(client, a, b, split=split, n_tasks=n_tasks)

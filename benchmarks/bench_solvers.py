@@ -272,8 +272,8 @@ def _dask_sweep(path, n_freqs):
     freqs = np.linspace(0.0, 1000.0, n_freqs + 1)[1:]  # 0 Hz (K alone) is not typical
     with one_thread_env():
         t0 = time.perf_counter()
-        result = femfreq.solve(system, freqs_hz=freqs, solver="pardiso", cluster="local", n_workers=2,
-                               progress=False)
+        result = femfreq.solve(system, freqs_hz=freqs, method=femfreq.Direct(solver="pardiso"),
+                               cluster=femfreq.Local(n_workers=2), progress=False)
         wall = time.perf_counter() - t0
     per = wall / n_freqs
     row = {
