@@ -239,7 +239,7 @@ def plan_chunks(
         n_chunks = len(blocks)
     # both ends first: the top (densest modes, or latest) and the bottom (widest band of a
     # fast sweep, and the quasi-static basis) cost most, and a costly chunk submitted
-    # last leaves the other workers idle (level 7, g = 0.02: a 29 s tail of one 223 s)
+    # last leaves the other workers idle at the end of the sweep
     order = np.empty(n_chunks, dtype=np.int64)
     order[0::2] = np.arange(n_chunks - 1, n_chunks - 1 - (n_chunks + 1) // 2, -1)
     order[1::2] = np.arange(n_chunks // 2)
@@ -307,7 +307,7 @@ def plan_sweep(system, freqs_hz, n_workers, method, *, calibration=None, weights
         # light damping: the cost of a sub-band grows faster than its mode count (the basis
         # holds its modes, and each certification pass touches all of it), so the sweep
         # wants many narrow sub-bands whatever the number of workers: at least 16 in all
-        # (benchmarks/bench_serial_fast.py: 8 serial bands took 1.4x the time of 16)
+        # (measured in benchmarks/bench_serial_fast.py)
         kw["weights"] = weights
         kw["chunks_per_worker"] = max(8, math.ceil(16 / v.as_int("n_workers", n_workers, minimum=1)))
     else:

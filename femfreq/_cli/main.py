@@ -58,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
     # dask configures its own loggers at INFO when distributed is imported (and in every
     # worker process it spawns); keep them quiet unless -vv. (Only if dask is not imported
     # yet. SSHCluster forwards this config to the remote processes, whose INFO start-up
-    # lines it waits for: femfreq.execute._ssh_logging_config keeps those at INFO, issue 3.)
+    # lines it waits for: femfreq.execute.ssh keeps those at INFO, or the start-up hangs.)
     if args.verbose < 2:
         os.environ.setdefault("DASK_LOGGING__DISTRIBUTED", "warning")
     for name in ("distributed", "dask", "asyncssh"):

@@ -158,9 +158,9 @@ class PardisoSolver(DirectSolver):
         Fill-reducing ordering of the analysis. "pymetis": METIS 5 nested
         dissection computed by :func:`nested_dissection` (the ``pymetis``
         package) and handed to PARDISO as a user permutation (``iparm[4] = 1``);
-        on the level-7 satellite its factor has 11 % fewer flops than
-        PARDISO's own METIS and factorizes ~10 % faster (2.11 -> 1.89 s, two
-        processes side by side), but it excludes the sparse right-hand side
+        on large 2-D trusses its factor has fewer flops than PARDISO's own
+        METIS (figures in docs/fast_sweep.md and ``benchmarks/bench_solvers.py``),
+        but it excludes the sparse right-hand side
         solve (both use PARDISO's ``perm`` array). "metis", "parallel-metis",
         "amd": PARDISO's own (``iparm[1]`` = 2, 3, 0). "auto" (default): "metis"
         with the sparse right-hand side solve for a point load (``sparse_rhs``),
@@ -190,8 +190,8 @@ class PardisoSolver(DirectSolver):
         Rows where the right-hand sides may be non-zero. PARDISO then skips the
         forward substitution's work outside their elimination paths
         (``iparm[30] = 2``, sparse right-hand side, full solution): a point load
-        makes the solve about 2.5x cheaper (level 7: 0.25 -> 0.1 s, one frequency
-        2.5 -> 2.35 s). ``"auto"`` (default): the non-zeros of ``system.b`` when
+        makes the solve phase several times cheaper (``benchmarks/bench_solvers.py``).
+        ``"auto"`` (default): the non-zeros of ``system.b`` when
         they are at most 1 % of the rows; None: off. A right-hand side with a
         non-zero elsewhere (iterative refinement, another load) is solved with
         the ordinary full substitution, so every right-hand side stays exact.
@@ -273,9 +273,9 @@ class PardisoSolver(DirectSolver):
         # permutation (pymetis) occupies: the two exclude each other
         rows = self._sparse_rhs_rows(system, sparse_rhs, overrides)
         if ordering == "auto":
-            # a point load: PARDISO's METIS and the sparse-rhs solve; else the better
-            # pymetis ordering (on a point load at level 7 they tie: 2.44-2.48 s per
-            # frequency, two processes side by side); a user iparm[4] keeps PARDISO's
+            # a point load: PARDISO's METIS and the sparse-rhs solve (measured to tie
+            # with pymetis there); else the better pymetis ordering; a user iparm[4]
+            # keeps PARDISO's
             ordering = "pymetis" if _have_pymetis() and rows is None and 4 not in overrides else "metis"
         self._sparse_rows = None if ordering == "pymetis" else rows
         self.ordering = ordering

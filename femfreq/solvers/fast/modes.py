@@ -10,7 +10,9 @@ from .factors import shifted_factors
 
 __all__ = ["count_modes", "mode_weights"]
 
-_DEFAULT_MODE_EXPONENT = 1.8  # N(f) ~ f^1.8 measured on the satellite (293 / 1031 below 1 / 2 kHz)
+#: exponent p of the mode count N(f) ~ f^p when no Sturm count is made (a 2-D body has
+#: p near 2; docs/fast_sweep.md gives the satellite's counts)
+_DEFAULT_MODE_EXPONENT = 1.8
 
 
 def count_modes(system, freqs_hz, *, factor="auto"):
