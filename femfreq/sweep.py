@@ -178,7 +178,7 @@ def solve(
                             raise
                         raise SweepInterrupted(
                             f"the dask cluster failed mid-sweep: {exc}",
-                            path=path if out is not None else None,
+                            path=path if out is not None and writer.on_disk else None,
                             done=int(np.count_nonzero(writer.done)), total=freqs.size,
                         ) from exc
             finally:

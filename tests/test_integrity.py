@@ -308,6 +308,6 @@ def test_file_reads_naturally_in_h5py(tmp_path):
 
 def test_writer_defer_writes_nothing_until_the_first_chunk(tmp_path):
     out = tmp_path / "d.h5"
-    with ResultWriter.create(out, freqs_hz=[1.0, 2.0], outputs={"dof": [0]}, defer=True):
-        assert not out.exists() and (tmp_path / "d.h5.lock").exists()
+    with ResultWriter.create(out, freqs_hz=[1.0, 2.0], outputs={"dof": [0]}, defer=True) as w:
+        assert not w.on_disk and not out.exists() and (tmp_path / "d.h5.lock").exists()
     assert _litter(tmp_path, "d.h5") == [] and not out.exists()

@@ -82,7 +82,8 @@ class ResultWriter:
     ``"running"``: the file is readable and resumable.
     """
 
-    def __init__(self, path: str, n_fft: int | None, *, lock, done, n_out: int, n_chunks: int, opener):
+    def __init__(self, path: str, n_fft: int | None, *, lock, done, n_out: int, n_chunks: int, opener,
+                 resumed=False):
         """Internal: use :meth:`create`."""
         self.path = path
         self.n_fft = n_fft
@@ -95,6 +96,7 @@ class ResultWriter:
         self._h5 = None
         self._tmp = None
         self._broken = False
+        self._on_disk = resumed
         self.finished = False
 
     # ------------------------------------------------------------------ creation
@@ -216,7 +218,8 @@ class ResultWriter:
         n_chunks = int(used[-1] + 1) if used.size else 0
         logger.info("resuming %s: %d of %d frequencies already done", path, done.sum(), freqs_hz.size)
         return cls(path, stored_nfft, lock=lock, done=done, n_out=outs["dof"].size, n_chunks=n_chunks,
-                   opener=lambda: (_open_resumed(path, fingerprint, n_chunks + int((~done).sum())), None))
+                   opener=lambda: (_open_resumed(path, fingerprint, n_chunks + int((~done).sum())), None),
+                   resumed=True)
 
     # ------------------------------------------------------------------ state
     @property
@@ -228,6 +231,11 @@ class ResultWriter:
     def missing(self) -> np.ndarray:
         """(m,) int64 indices of the frequencies still to compute."""
         return np.flatnonzero(~self._done)
+
+    @property
+    def on_disk(self) -> bool:
+        """True when ``path`` holds this sweep's file (resumed, or created and holding a chunk)."""
+        return self._on_disk
 
     @property
     def freqs_hz(self) -> np.ndarray:
@@ -277,6 +285,7 @@ class ResultWriter:
         if publish and self._tmp is not None:
             os.replace(self._tmp, self.path)
             self._tmp = None
+            self._on_disk = True
         return self._h5
 
     @contextlib.contextmanager
