@@ -128,6 +128,7 @@ def solve(
     system, model = _build_system(model_or_K, C, M, b, g=g, output_dofs=output_dofs)
     freqs, P, history = _frequencies_and_load(model, freqs_hz, load)
     outputs = _outputs(system, model)
+    fingerprint = _fingerprint(system, method)
 
     file_attrs = {
         "method": method.name,
@@ -160,10 +161,10 @@ def solve(
             model=model_summary,
             resume=resume,
             overwrite=overwrite,
+            fingerprint=fingerprint,
+            defer=True,  # nothing on disk until the first chunk is solved
         ) as writer:
             todo = np.flatnonzero(~np.asarray(writer.done, dtype=bool))
-            if todo.size < freqs.size:
-                log.info("resuming %s: %d of %d frequencies already done", path, freqs.size - todo.size, freqs.size)
             bar = _Progress(progress, freqs.size, freqs.size - todo.size, f"sweep {file_attrs['model_name']}")
             try:
                 if todo.size:
@@ -177,7 +178,7 @@ def solve(
                             raise
                         raise SweepInterrupted(
                             f"the dask cluster failed mid-sweep: {exc}",
-                            path=path if out is not None else None,
+                            path=path if out is not None and writer.on_disk else None,
                             done=int(np.count_nonzero(writer.done)), total=freqs.size,
                         ) from exc
             finally:
@@ -189,7 +190,7 @@ def solve(
                 x_t = spectra.to_time(np.nan_to_num(response), history.n_fft, axis=0)
                 writer.write_time(history.t(), x_t)
             writer.finish()
-        result = _results.read_results(path)
+            result = writer.result()  # from the file this writer still holds locked
         _warn_uncertified(result, method.tol)
         return result
     finally:
@@ -290,6 +291,35 @@ def _build_system(model_or_K, C, M, b, *, g, output_dofs):
     else:
         system = as_system(model_or_K, C, M, b, g=g or 0.0, output_dofs=output_dofs)
     return system, model
+
+
+def _fingerprint(system: System, method) -> dict:
+    """What determines the answer besides frequencies, load and outputs (compared on resume).
+
+    Hashes of K, C, M (values and pattern), b and the output DOF, with g, the method, tol,
+    the solver asked for and skip_singular. Not included: the options that change only
+    how a frequency is solved, never what is accepted (Fast's basis options, Direct's
+    refine and backend options, the solver "auto" resolves to): every frequency is
+    certified against ``tol`` whatever they are.
+    """
+    import hashlib
+
+    def digest(*arrays):
+        h = hashlib.blake2b(digest_size=16)
+        for a in arrays:
+            a = np.asarray(a)
+            kind = np.int64 if a.dtype.kind in "iu" else a.dtype  # int32 and int64 indices alike
+            h.update(f"{np.dtype(kind).str}{a.shape}".encode())
+            step = 1 << 20
+            for s in range(0, a.size, step):  # cast in slices: no full copy of a large index array
+                h.update(np.ascontiguousarray(a[s:s + step], dtype=kind).data)
+        return "blake2b:" + h.hexdigest()
+
+    matrices = {name: digest(A.indptr, A.indices, A.data)
+                for name, A in (("K", system.K), ("C", system.C), ("M", system.M))}
+    return {"n_dof": system.n, **matrices, "b": digest(system.b), "output_dofs": digest(system.output_dofs),
+            "g": float(system.g), "method": method.name, "tol": float(method.tol), "solver": method.solver,
+            "skip_singular": int(method.skip_singular)}
 
 
 def _outputs(system: System, model) -> dict:

@@ -81,16 +81,29 @@ def run(args) -> int:
     print(f"{model.name}: {model.n_free} free DOF, {len(model.edges)} rods", file=sys.stderr)
     result = femfreq.solve(model, freqs_hz=args.freqs, load=load, out=out, **common)
     elapsed = time.perf_counter() - t0
-    n = len(result.freqs_hz)
-    worst = float(max(result.rel_residual)) if n else 0.0
-    print(f"wrote {out}: {n} frequencies x {result.response.shape[1]} output DOF in {elapsed:.1f} s "
-          f"(max relative residual {worst:.1e})")
+    print(f"wrote {out}: {len(result.freqs_hz)} frequencies x {result.response.shape[1]} output DOF "
+          f"in {elapsed:.1f} s ({_residual_summary(result)})")
     if args.plot is not None:
         from femfreq import plots
 
         for path in plots.plot_all(result, args.plot, model=model):
             print(f"wrote {path}")
     return 0
+
+
+def _residual_summary(result) -> str:
+    """"max relative residual 3.1e-12", with the skipped (singular) frequencies counted apart."""
+    import numpy as np
+
+    from femfreq.codes import Method
+
+    rel = np.asarray(result.rel_residual, dtype=float)
+    skipped = int(np.count_nonzero(np.asarray(result.method) == Method.SKIPPED))
+    solved = np.isfinite(rel)
+    text = f"max relative residual {np.max(rel[solved]):.1e}" if solved.any() else "no frequency solved"
+    if skipped:
+        text += f"; {skipped} skipped as singular (NaN in the file)"
+    return text
 
 
 def _ssh_settings(connect_options, remote_python) -> dict | None:

@@ -1,10 +1,12 @@
 """The HDF5 result file of a sweep: :class:`ResultWriter` writes it, :func:`read_results` reads it.
 
-Layout, format version 2 (one file per sweep; complex numbers as h5py's compound ``(r, i)``)::
+Layout, format version 3 (one file per sweep; complex numbers as h5py's compound ``(r, i)``;
+text attributes are variable-length UTF-8 strings, ``str`` in h5py and ``char`` in MATLAB)::
 
-    /                  attrs: format="femfreq-results", format_version=2, femfreq_version,
-                              created, status ("running" | "complete"), method, solver,
-                              model_name, n_fft, dt, ... (timings after finish())
+    /                  attrs: format="femfreq-results", format_version=3, femfreq_version,
+                              created, status ("running" | "complete"), finished (ISO time,
+                              "" until then), n_done, method, solver, model_name, n_fft, dt,
+                              ... (timings after finish())
     /freqs_hz          (F,) float64
     /load_spectrum     (F,) complex128          P(omega)
     /response          (F, n_out) complex128    x at the output DOF (NaN where not done or skipped)
@@ -20,14 +22,18 @@ Layout, format version 2 (one file per sweep; complex numbers as h5py's compound
     /outputs/xy        (n_out, 2) float64       node coordinates
     /time/t            (n_fft,) float64         (NaN until written, at the end)
     /time/response     (n_fft, n_out) float64
-    /chunks            (R,) compound, resizable: start, count, worker, t_start, t_end
-                       (a row is used when count > 0)
+    /chunks            (R,) compound, resizable: start, count, worker, t_start, t_end; one row
+                       per chunk that ran (a file whose writer was killed may end in rows
+                       with count 0, room reserved for the chunks to come)
+    /fingerprint       attrs: what determines the answer, compared on resume: n_dof, K, C, M,
+                       b, output_dofs (hashes), g, method, tol, solver, skip_singular
     /model             attrs: model summary and parameters
     /versions          attrs: femfreq, numpy, scipy, h5py, hdf5, dask, distributed, python
 
-Version 1 files have the same datasets and read unchanged; only their ``/method``
-``meaning`` attribute lists 0, 1, 2 (resuming one upgrades it). How a file survives
-a killed writer is described in :mod:`femfreq.results.writer`.
+Versions 1 and 2 read unchanged: they have no ``/fingerprint``, their ``status`` and
+``finished`` are fixed-size bytes and version 1's ``/method`` ``meaning`` lists only
+0, 1, 2 (resuming one upgrades it to version 3). How a file survives a killed writer,
+a second writer and a full disk is described in :mod:`femfreq.results.writer`.
 
 Modules: :mod:`~femfreq.results.result` (:class:`SweepResult`),
 :mod:`~femfreq.results.writer` (:class:`ResultWriter`), :mod:`~femfreq.results.reader`

@@ -1,8 +1,13 @@
 """The result file's format name and version, and the ``/chunks`` table's row type.
 
+Version 3 adds the ``/fingerprint`` group (what determines the answer: hashes of the
+matrices and load vector, g, method, tol, solver; a resume must match it), stores the
+``status`` and ``finished`` attributes as variable-length UTF-8 strings (version 1 and 2:
+fixed-size bytes) and trims ``/chunks`` to the chunks that ran when the writer closes.
 Version 2 stores :data:`femfreq.codes.MEANING` (every code, including 3 skipped) as the
 ``meaning`` attribute of ``/method`` and counts a skipped frequency as done. Version 1
-files have the same datasets (their ``meaning`` lists only 0, 1, 2) and read unchanged.
+files have the same datasets (their ``meaning`` lists only 0, 1, 2). All three read
+unchanged.
 """
 
 from __future__ import annotations
@@ -10,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 
 FORMAT = "femfreq-results"
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
 _WORKER_LEN = 64
 
 

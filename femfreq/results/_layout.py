@@ -1,7 +1,13 @@
 """Creating a result file: every dataset at full size with its storage allocated.
 
-Also the attribute encoding (dicts and mixed lists as JSON) and the fixed-size
-attributes :meth:`~femfreq.results.writer.ResultWriter.finish` rewrites in place.
+The file is built in memory (HDF5's core driver) and its image written with plain
+``write()`` calls to a temporary next to the output: a full disk (or a file size limit)
+then fails as a clean ``OSError`` before HDF5 ever holds an open file it cannot extend
+(HDF5 crashed closing such a file). The image is about the size of the sweep's results,
+held in memory once at creation.
+
+Also the attribute encoding (dicts and mixed lists as JSON) and the attributes
+:meth:`~femfreq.results.writer.ResultWriter.finish` rewrites.
 """
 
 from __future__ import annotations
@@ -18,21 +24,35 @@ from ..codes import MEANING
 from ._format import FORMAT, FORMAT_VERSION, _chunk_dtype
 
 
-def create_file(path: str, freqs_hz, P, outs, attrs: dict, model: dict, n_fft: int | None) -> None:
-    """Write a new result file at ``path``: built in a temporary file, then renamed into place."""
+def create_image(freqs_hz, P, outs, attrs: dict, model: dict, n_fft: int | None,
+                 fingerprint: dict | None = None) -> bytes:
+    """The bytes of a new result file (every dataset allocated, status "running")."""
     import h5py
 
-    tmp = f"{path}.tmp-{os.getpid()}"
+    # the oldest superblock on purpose: it has no enforced "open for writing" flag, so
+    # a file whose writer was killed opens for reading and resuming without h5clear
+    # (libver="latest", which SWMR needs, leaves such a file unopenable)
+    with h5py.File(f"femfreq-{os.getpid()}-{id(freqs_hz)}", "w", driver="core", backing_store=False,
+                   libver="earliest") as h5:
+        _write_layout(h5, freqs_hz, P, outs, attrs, model, n_fft)
+        if fingerprint:
+            write_attrs(h5.create_group("fingerprint").attrs, fingerprint)
+        h5.flush()
+        return h5.id.get_file_image()
+
+
+def write_image(path: str, image: bytes) -> None:
+    """Write ``image`` to a new file ``path``; on any error remove it and raise ``OSError``."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
     try:
-        # the oldest superblock on purpose: it has no enforced "open for writing" flag, so
-        # a file whose writer was killed opens for reading and resuming without h5clear
-        # (libver="latest", which SWMR needs, leaves such a file unopenable)
-        with h5py.File(tmp, "w", libver="earliest") as h5:
-            _write_layout(h5, freqs_hz, P, outs, attrs, model, n_fft)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+        view = memoryview(image)
+        while view:
+            view = view[os.write(fd, view[: 1 << 24]):]
+    except BaseException:
+        os.close(fd)
+        os.remove(path)
+        raise
+    os.close(fd)
 
 
 def _write_layout(h5, freqs_hz, P, outs, attrs, model, n_fft):
@@ -77,8 +97,8 @@ def _write_layout(h5, freqs_hz, P, outs, attrs, model, n_fft):
         "created": now(),
     }
     write_attrs(h5.attrs, {**attrs, **root})
-    # what finish() records, preallocated at a fixed size so that finishing overwrites
-    # these attribute values in place instead of growing the root object header
+    # what finish() records, created now so that finishing rewrites values in place
+    # (a variable-length string is a fixed-size reference to the file's global heap)
     for key, value in finish_placeholders().items():
         h5.attrs[key] = value
     write_attrs(h5["model"].attrs, model)
@@ -147,12 +167,8 @@ def _early_dcpl():
 
 
 def finish_placeholders(status="running", finished="", n_done=-1) -> dict:
-    """The attributes finish() sets, as fixed-size values (status S8, finished S32, n_done int64)."""
-    return {
-        "status": np.bytes_(status.encode("ascii")[:8].ljust(8, b"\0")),
-        "finished": np.bytes_(finished.encode("ascii")[:32].ljust(32, b"\0")),
-        "n_done": np.int64(n_done),
-    }
+    """The attributes finish() sets: status and finished as variable-length UTF-8 strings."""
+    return {"status": str(status), "finished": str(finished), "n_done": np.int64(n_done)}
 
 
 def now() -> str:

@@ -21,8 +21,7 @@ def read_results(path) -> SweepResult:
 
     A file from an interrupted sweep reads fine: rows not done are NaN and
     ``done`` says which are there (``result.complete`` is False). Files of format
-    version 1 and 2 read the same way (version 2 only completed the ``meaning``
-    attribute of ``/method``; see :mod:`femfreq.results`).
+    versions 1, 2 and 3 read the same way (see :mod:`femfreq.results` for what changed).
 
     Parameters
     ----------

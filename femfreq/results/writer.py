@@ -1,16 +1,34 @@
 """Writing a result file as a sweep runs: :class:`ResultWriter` (create, resume, overwrite).
 
+One writer per file. :meth:`ResultWriter.create` takes an OS lock on ``<path>.lock``
+(see :mod:`femfreq.results._lock`) before it looks at the path, and holds it until
+:meth:`ResultWriter.close`: a second writer of the same path fails at once, naming the
+process that holds it.
+
+Nothing is touched before it has to be. Every check (arguments, an existing file, a
+resume's match) runs before the path is written. With ``defer=True`` (what
+:func:`femfreq.sweep.solve` uses) a new file is written only when the first chunk of
+results arrives: a sweep that fails before (bad options, cluster down, singular first
+frequency) leaves no file, and an overwritten file stays as it was. A new file is
+built in a temporary ``<path>.tmp-<pid>`` next to the output and renamed over it once
+it holds its first chunk (or at once without ``defer``), so the path always holds a
+complete or resumable file.
+
 Crash safety. Every dataset is created at its full size with its storage
 allocated up front (``H5D_ALLOC_TIME_EARLY``; contiguous layout except the
-``/chunks`` table, whose chunks are allocated too), in a temporary file that is
-renamed into place. After that, writing a chunk of results only overwrites raw
-data in place: no byte of HDF5 metadata changes while the sweep runs (a test
-checks this byte by byte), so a client killed at any instant (SIGKILL) leaves
-the structure written at creation. Rows are written and flushed *before* their
-``done`` flags are set and flushed, so ``done`` never claims a row that is not in
-the file; at most the chunk in flight is lost. Only the rare growth of
-``/chunks`` (more chunks than frequencies, after resumes) and
-:meth:`ResultWriter.finish` touch metadata.
+``/chunks`` table, whose chunks are allocated too). After that, writing a chunk of
+results only overwrites raw data in place: no byte of HDF5 metadata changes while the
+sweep runs (a test checks this byte by byte), so a client killed at any instant
+(SIGKILL) leaves the structure written at creation. Rows are written and flushed
+*before* their ``done`` flags are set and flushed, so ``done`` never claims a row that
+is not in the file; at most the chunk in flight is lost. Only the rare growth of
+``/chunks`` (more chunks than planned), :meth:`ResultWriter.finish` and
+:meth:`ResultWriter.close` (which trims ``/chunks`` to the chunks that ran) touch
+metadata.
+
+Write errors. A write that fails (a full disk, a file size limit) raises an
+``OSError`` of one line naming the file and the cause; the temporary is removed, a
+previous file is left as it was, and the rows written before stay resumable.
 
 The file uses the oldest superblock (version 0), which does not enforce the
 "file is open for writing" flag, so a killed writer's file opens for reading and
@@ -22,17 +40,21 @@ process dies); they do not ``fsync`` (no protection against power loss).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import re
 import warnings
 
 import numpy as np
 
 from .. import _validate
 from ..codes import MEANING, Method
-from ._format import _WORKER_LEN, FORMAT, FORMAT_VERSION
-from ._layout import create_file, finish_placeholders, now, write_attrs
-from .reader import _format_version, _result_from_h5
+from ._format import _WORKER_LEN
+from ._layout import create_image, finish_placeholders, now, write_attrs, write_image
+from ._lock import OutputLock
+from ._resume import check_fingerprint, check_matches, open_existing, upgrade
+from .reader import _result_from_h5
 from .result import SweepResult, _normalise_outputs
 
 __all__ = ["ResultWriter"]
@@ -60,17 +82,21 @@ class ResultWriter:
     ``"running"``: the file is readable and resumable.
     """
 
-    def __init__(self, h5, path: str, n_fft: int | None):
+    def __init__(self, path: str, n_fft: int | None, *, lock, done, n_out: int, n_chunks: int, opener,
+                 resumed=False):
         """Internal: use :meth:`create`."""
-        self._h5 = h5
         self.path = path
         self.n_fft = n_fft
-        self._done = h5["done"][()].astype(bool)
-        self.n_freqs = int(h5["freqs_hz"].shape[0])
-        self.n_out = int(h5["response"].shape[1])
-        counts = h5["chunks"]["count"]
-        used = np.flatnonzero(counts > 0)
-        self._n_chunks = int(used[-1] + 1) if used.size else 0
+        self._lock = lock
+        self._done = done
+        self.n_freqs = int(done.size)
+        self.n_out = int(n_out)
+        self._n_chunks = n_chunks
+        self._opener = opener  # () -> (h5py.File, temporary path or None)
+        self._h5 = None
+        self._tmp = None
+        self._broken = False
+        self._on_disk = resumed
         self.finished = False
 
     # ------------------------------------------------------------------ creation
@@ -87,6 +113,8 @@ class ResultWriter:
         n_fft=None,
         resume=False,
         overwrite=False,
+        fingerprint=None,
+        defer=False,
     ) -> "ResultWriter":
         """Create (or, with ``resume``, reopen) a result file.
 
@@ -111,11 +139,20 @@ class ResultWriter:
             :meth:`write_time` is not available.
         resume : bool
             Reopen an existing file and keep what it holds; the frequencies, load
-            spectrum and outputs must match. A missing file is created. A file of
-            format version 1 is upgraded to version 2 (its ``/method`` meaning
-            attribute completed) before anything is written to it.
+            spectrum, outputs and ``fingerprint`` must match. A missing file is created.
+            A file of format version 1 or 2 is upgraded to version 3 before anything is
+            written to it (it has no fingerprint to check: a warning says so).
         overwrite : bool
-            Replace an existing file.
+            Replace an existing file (only once the new one holds its first chunk
+            when ``defer``).
+        fingerprint : dict, optional
+            What determines the answer beyond frequencies, load and outputs, as
+            ``{name: str or number}`` (:func:`femfreq.sweep.solve` stores hashes of the
+            matrices and load vector, g, method, tol, solver); stored in
+            ``/fingerprint`` and compared on resume.
+        defer : bool
+            Check everything now but write nothing until the first :meth:`write_chunk`
+            (or :meth:`finish`): a writer closed before leaves the path as it was.
 
         Returns
         -------
@@ -125,43 +162,64 @@ class ResultWriter:
         ------
         FileExistsError
             If the file exists and neither ``resume`` nor ``overwrite`` is given.
+        IsADirectoryError
+            If ``path`` is a directory.
+        BlockingIOError
+            If another process writes this path (the message names its PID).
         ValueError
             Bad arguments; with ``resume``, a file that is not a femfreq result file,
-            has a newer format version, or whose frequencies, load spectrum or outputs
-            differ (named in the message).
+            has a newer format version, or whose frequencies, load spectrum, outputs or
+            fingerprint differ (every difference named in the message).
+        OSError
+            A write failed (one line naming the file and the cause).
         """
-        import h5py
-
         path = os.fspath(path)
         if resume and overwrite:
             raise ValueError("pass either resume=True or overwrite=True, not both")
         freqs_hz, P, outs = _sweep_inputs(freqs_hz, load_spectrum, outputs)
         attrs, model, n_fft = _file_attrs(attrs, model, n_fft)
-        exists = os.path.exists(path)
-        if exists and resume:
-            return cls._resume(path, freqs_hz, P, outs)
-        if exists and not overwrite:
-            raise FileExistsError(
-                f"result file {path!r} already exists; pass resume=True (--resume) to continue it "
-                "or overwrite=True (--overwrite) to replace it"
-            )
-        create_file(path, freqs_hz, P, outs, attrs, model, n_fft)
-        return cls(h5py.File(path, "r+"), path, n_fft)
+        fingerprint = dict(fingerprint or {})
+        if os.path.isdir(path):
+            raise IsADirectoryError(f"result file {path!r} is a directory; give a file name")
+        lock = OutputLock(path)
+        try:
+            exists = os.path.exists(path)
+            if exists and resume:
+                writer = cls._resume(path, lock, freqs_hz, P, outs, fingerprint)
+            elif exists and not overwrite:
+                raise FileExistsError(
+                    f"result file {path!r} already exists; pass resume=True (--resume) to continue it "
+                    "or overwrite=True (--overwrite) to replace it"
+                )
+            else:
+                image = create_image(freqs_hz, P, outs, attrs, model, n_fft, fingerprint)
+                writer = cls(path, n_fft, lock=lock, done=np.zeros(freqs_hz.size, bool), n_out=outs["dof"].size,
+                             n_chunks=0, opener=lambda: _open_new(path, image))
+        except BaseException:
+            lock.release()
+            raise
+        if not defer:
+            try:
+                writer._file(publish=True)
+            except BaseException:
+                writer.close()
+                raise
+        return writer
 
     @classmethod
-    def _resume(cls, path, freqs_hz, P, outs) -> "ResultWriter":
-        """Reopen an existing file whose sweep matches this one (upgrading a version 1 file)."""
-        h5 = _open_existing(path)
-        try:
-            _check_matches(h5, path, freqs_hz, P, outs)
-            _upgrade(h5, path)
+    def _resume(cls, path, lock, freqs_hz, P, outs, fingerprint) -> "ResultWriter":
+        """A writer continuing an existing file whose sweep matches this one (checked read-only)."""
+        with open_existing(path, "r") as h5:
+            check_matches(h5, path, freqs_hz, P, outs)
+            check_fingerprint(h5, path, fingerprint)
+            done = h5["done"][()].astype(bool)
             stored_nfft = h5["time/t"].shape[0] or None
-        except BaseException:
-            h5.close()
-            raise
-        writer = cls(h5, path, stored_nfft)
-        logger.info("resuming %s: %d of %d frequencies already done", path, writer._done.sum(), freqs_hz.size)
-        return writer
+            used = np.flatnonzero(h5["chunks"]["count"] > 0)
+        n_chunks = int(used[-1] + 1) if used.size else 0
+        logger.info("resuming %s: %d of %d frequencies already done", path, done.sum(), freqs_hz.size)
+        return cls(path, stored_nfft, lock=lock, done=done, n_out=outs["dof"].size, n_chunks=n_chunks,
+                   opener=lambda: (_open_resumed(path, fingerprint, n_chunks + int((~done).sum())), None),
+                   resumed=True)
 
     # ------------------------------------------------------------------ state
     @property
@@ -175,31 +233,82 @@ class ResultWriter:
         return np.flatnonzero(~self._done)
 
     @property
+    def on_disk(self) -> bool:
+        """True when ``path`` holds this sweep's file (resumed, or created and holding a chunk)."""
+        return self._on_disk
+
+    @property
     def freqs_hz(self) -> np.ndarray:
         """(F,) float64 frequencies of the sweep."""
-        return self._h5["freqs_hz"][()]
+        return self._file()["freqs_hz"][()]
 
     def __enter__(self):
         return self
 
     def __exit__(self, exc_type, exc, tb):
-        if exc_type is not None and not self.finished:
+        if exc_type is not None and not (self.finished or self._broken) and self._h5 is not None and self._tmp is None:
             logger.warning("sweep interrupted; %s keeps %d of %d frequencies (resumable)",
                            self.path, int(self._done.sum()), self.n_freqs)
         self.close()
         return False
 
     def close(self):
-        """Flush and close the file (idempotent)."""
-        if self._h5 is not None and self._h5.id.valid:
-            self._h5.flush()
-            self._h5.close()
-        self._h5 = None
+        """Trim ``/chunks`` to the chunks written, flush and close the file, release the lock (idempotent).
 
-    def _file(self):
+        A new file that never received a chunk (``defer``) is not written at all.
+        """
+        try:
+            if self._h5 is not None and self._h5.id.valid:
+                h5, self._h5 = self._h5, None
+                with self._writing():
+                    if not self._broken and self._tmp is None and h5.mode == "r+":
+                        h5["chunks"].resize((self._n_chunks,))
+                        h5.flush()
+                h5.close()
+        finally:
+            self._h5 = None
+            if self._tmp is not None:
+                with contextlib.suppress(FileNotFoundError):
+                    os.remove(self._tmp)
+                self._tmp = None
+            if self._lock is not None:
+                self._lock.release()
+                self._lock = None
+
+    def _file(self, publish=False):
+        """The open file (written on first use); ``publish`` renames a new file into place."""
         if self._h5 is None:
-            raise ValueError(f"result file {self.path!r} is closed")
+            if self._lock is None:
+                raise ValueError(f"result file {self.path!r} is closed")
+            with self._writing():
+                self._h5, self._tmp = self._opener()
+        if publish and self._tmp is not None:
+            os.replace(self._tmp, self.path)
+            self._tmp = None
+            self._on_disk = True
         return self._h5
+
+    @contextlib.contextmanager
+    def _writing(self):
+        """Turn an HDF5 or OS write failure into one ``OSError`` line naming the file and the cause."""
+        try:
+            yield
+        except (OSError, RuntimeError) as exc:
+            if isinstance(exc, (FileNotFoundError, IsADirectoryError, PermissionError)) and self._h5 is None:
+                raise
+            self._broken = True
+            raise OSError(self._failure(exc)) from exc
+
+    def _failure(self, exc) -> str:
+        """The one-line message of a failed write."""
+        cause = _cause(exc)
+        if self._h5 is None or self._tmp is not None:
+            kept = ("nothing was written; the existing file is unchanged" if os.path.exists(self.path)
+                    else "nothing was written")
+        else:
+            kept = (f"it keeps the {int(self._done.sum())} of {self.n_freqs} frequencies written before "
+                    "(resume=True / --resume continues it once there is room)")
+        return f"cannot write result file {self.path!r}: {cause}; {kept}"
 
     def result(self) -> SweepResult:
         """The file's current contents as a :class:`SweepResult` (rows not done are NaN)."""
@@ -227,7 +336,6 @@ class ResultWriter:
             Indices out of range or repeated, arrays of the wrong shape, or a method
             code that is not a :class:`~femfreq.codes.Method`.
         """
-        h5 = self._file()
         try:
             index, response = chunk.index, chunk.response
             rel, bwd, method = chunk.rel_residual, chunk.backward_error, chunk.method
@@ -251,22 +359,25 @@ class ResultWriter:
         response = response[order]
         cols = {name: a[order] for name, a in cols.items()}
         sel = slice(int(idx[0]), int(idx[-1]) + 1) if idx[-1] - idx[0] == k - 1 else idx
-        # rows first, flushed, then the done flags: done never claims a row not on disk
-        h5["response"][sel, :] = response
-        for name, a in cols.items():
-            h5[name][sel] = a
-        self._append_chunk_row(int(idx[0]), k, worker, t_start, t_end)
-        h5.flush()
         done = cols["method"] != Method.PENDING
-        h5["done"][sel] = done
-        h5.flush()
+        h5 = self._file()
+        with self._writing():
+            # rows first, flushed, then the done flags: done never claims a row not on disk
+            h5["response"][sel, :] = response
+            for name, a in cols.items():
+                h5[name][sel] = a
+            self._append_chunk_row(int(idx[0]), k, worker, t_start, t_end)
+            h5.flush()
+            h5["done"][sel] = done
+            h5.flush()
         self._done[idx] = done
+        self._file(publish=True)  # a new file takes the path once it holds a chunk
 
     def _append_chunk_row(self, start, count, worker, t_start, t_end):
         """Record one chunk in ``/chunks`` (growing the table when it is full)."""
         table = self._h5["chunks"]
         if self._n_chunks >= table.shape[0]:
-            table.resize((2 * table.shape[0],))  # rare: the one metadata change while running
+            table.resize((max(2 * table.shape[0], 8),))  # rare: the one metadata change while running
         w = str(worker).encode("utf-8")[:_WORKER_LEN].decode("utf-8", "ignore").encode("utf-8")
         row = np.array([(start, count, w, float(t_start), float(t_end))], dtype=table.dtype)
         table[self._n_chunks : self._n_chunks + 1] = row
@@ -300,10 +411,11 @@ class ResultWriter:
                 f"time response must be t ({nt},) and response ({nt}, {self.n_out}); "
                 f"got {t.shape} and {response.shape}"
             )
-        h5["time/response"][...] = response
-        h5.flush()
-        h5["time/t"][...] = t  # t last: a finite t[0] marks the time response as written
-        h5.flush()
+        with self._writing():
+            h5["time/response"][...] = response
+            h5.flush()
+            h5["time/t"][...] = t  # t last: a finite t[0] marks the time response as written
+            h5.flush()
 
     def finish(self, timings=None, **attrs):
         """Mark the sweep complete and store final attributes.
@@ -321,22 +433,25 @@ class ResultWriter:
         never written, or written with code 0, stay not done in ``done``; a warning
         says how many.
         """
-        h5 = self._file()
+        h5 = self._file(publish=True)
         n_missing = int((~self._done).sum())
         if n_missing:
             warnings.warn(
                 f"{self.path}: finishing with {n_missing} of {self.n_freqs} frequencies not done", stacklevel=2
             )
         final = finish_placeholders(status="complete", finished=now(), n_done=int(self._done.sum()))
-        for key, value in final.items():  # same sizes as at creation: rewritten in place
-            h5.attrs.modify(key, value)
-        h5.flush()
         extra = dict(attrs)
         for key, value in (timings or {}).items():
             extra[f"time_{key}"] = value
-        if extra:  # new attributes: after the status, each step flushed
-            write_attrs(h5.attrs, extra)
+        with self._writing():
+            h5["chunks"].resize((self._n_chunks,))  # only the chunks that ran
             h5.flush()
+            for key, value in final.items():  # created with the file: rewritten in place
+                h5.attrs.modify(key, value)
+            h5.flush()
+            if extra:  # new attributes: after the status, each step flushed
+                write_attrs(h5.attrs, extra)
+                h5.flush()
         self.finished = True
 
 
@@ -380,75 +495,58 @@ def _chunk_columns(k: int, **columns) -> dict:
     return cols
 
 
-def _open_existing(path):
-    """Open a file to resume: an HDF5 femfreq result file of a version this femfreq writes or older."""
-    import h5py
+def _cause(exc) -> str:
+    """The operating system's words for a failed write (HDF5 puts them inside a long message)."""
+    text = str(exc)
+    found = re.search(r"error message = '([^']*)'", text)
+    if found:
+        return found.group(1)
+    errno = getattr(exc, "errno", None)
+    if not errno and (m := re.search(r"errno = (\d+)", text)):
+        errno = int(m.group(1))
+    if errno:
+        return os.strerror(errno)
+    return text.splitlines()[0] if text.strip() else type(exc).__name__
 
-    if not h5py.is_hdf5(path):
-        raise ValueError(f"cannot resume {path!r}: it is not an HDF5 file (use overwrite=True to replace it)")
-    h5 = h5py.File(path, "r+")
-    version = _format_version(h5)
-    if version is None:
+
+def _open_new(path, image):
+    """Write a new file's image to a temporary next to ``path`` and open it: ``(h5, tmp)``."""
+    tmp = f"{path}.tmp-{os.getpid()}"
+    write_image(tmp, image)
+    try:
+        return _open_unbuffered(tmp), tmp
+    except BaseException:
+        os.remove(tmp)
+        raise
+
+
+def _open_resumed(path, fingerprint, rows):
+    """Open an existing file for writing, upgraded, with room for ``rows`` chunk rows."""
+    h5 = open_existing(path, "r+", opener=_open_unbuffered)
+    try:
+        upgrade(h5, path, fingerprint)
+        table = h5["chunks"]
+        if table.shape[0] < rows:  # back to room for every chunk still to come
+            table.resize((rows,))
+            h5.flush()
+    except BaseException:
         h5.close()
-        raise ValueError(f"cannot resume {path!r}: not a femfreq result file (no format={FORMAT!r} attribute)")
-    if version > FORMAT_VERSION:
-        h5.close()
-        raise ValueError(
-            f"cannot resume {path!r}: it has result format version {version}; this femfreq writes {FORMAT_VERSION}"
-        )
+        raise
     return h5
 
 
-def _upgrade(h5, path) -> None:
-    """Bring an older file to :data:`FORMAT_VERSION` before new rows are written to it."""
-    version = _format_version(h5)
-    if version >= FORMAT_VERSION:
-        return
-    # version 1 rows already mean what version 2 says (a skipped frequency is done, code 3);
-    # only its meaning attribute lacked code 3, which this sweep may now write
-    h5["method"].attrs["meaning"] = MEANING
-    h5.flush()
-    h5.attrs["format_version"] = FORMAT_VERSION
-    h5.flush()
-    logger.info("%s: result format version %d upgraded to %d", path, version, FORMAT_VERSION)
+def _open_unbuffered(path):
+    """Open for writing with HDF5's raw-data caches off (chunk cache, sieve buffer).
 
+    Every write then reaches the file when it is made: a write that fails (a full disk)
+    fails there, with nothing left dirty in a cache for HDF5 to retry (and crash on) when
+    the file is closed. The writes are whole rows, so the caches gained nothing.
+    """
+    import h5py
+    from h5py import h5f, h5p
 
-def _check_matches(h5, path, freqs_hz, P, outs):
-    """ValueError naming the first difference between the file's sweep and this one."""
-    old = h5["freqs_hz"][()]
-    if old.shape != freqs_hz.shape:
-        raise ValueError(
-            f"cannot resume {path!r}: freqs_hz differ: the file has {old.size} frequencies, "
-            f"this sweep {freqs_hz.size}"
-        )
-    diff = np.flatnonzero(old != freqs_hz)
-    if diff.size:
-        k = diff[0]
-        raise ValueError(
-            f"cannot resume {path!r}: freqs_hz differ at {diff.size} positions, first at {k}: "
-            f"file {float(old[k])!r} Hz, this sweep {float(freqs_hz[k])!r} Hz"
-        )
-    old_n_out = h5["response"].shape[1]
-    if old_n_out != outs["dof"].size:
-        raise ValueError(
-            f"cannot resume {path!r}: n_out differs: the file has {old_n_out} output DOF, "
-            f"this sweep {outs['dof'].size}"
-        )
-    for name in ("node", "direction", "dof"):
-        stored = h5[f"outputs/{name}"][()]
-        if not np.array_equal(stored, outs[name]):
-            k = int(np.flatnonzero(stored != outs[name])[0])
-            raise ValueError(
-                f"cannot resume {path!r}: outputs {name} differ at position {k}: "
-                f"file {stored[k]}, this sweep {outs[name][k]}"
-            )
-    xy = h5["outputs/xy"][()]
-    if not np.allclose(xy, outs["xy"], rtol=1e-12, atol=0, equal_nan=True):
-        raise ValueError(f"cannot resume {path!r}: outputs xy (node coordinates) differ")
-    oldP = h5["load_spectrum"][()]
-    if not np.allclose(oldP, P, rtol=1e-12, atol=1e-14 * max(np.abs(P).max(), 1e-300)):
-        k = int(np.argmax(np.abs(oldP - P)))
-        raise ValueError(
-            f"cannot resume {path!r}: load_spectrum differs (first at frequency {freqs_hz[k]:g} Hz: "
-            f"file {oldP[k]:.6g}, this sweep {P[k]:.6g}); was the load history changed?"
-        )
+    fapl = h5p.create(h5p.FILE_ACCESS)
+    fapl.set_sieve_buf_size(0)
+    mdc, _, _, w0 = fapl.get_cache()
+    fapl.set_cache(mdc, 0, 0, w0)
+    return h5py.File(h5f.open(os.fsencode(path), h5f.ACC_RDWR, fapl=fapl))
