@@ -697,11 +697,11 @@ def test_fix_executable_points_dask_workers_at_python_inside_matlab(monkeypatch)
     import multiprocessing.spawn as spawn
 
     before = spawn.get_executable()
-    matlab._fix_executable()  # a normal interpreter: nothing changes
+    matlab.adapter._fix_executable()  # a normal interpreter: nothing changes
     assert spawn.get_executable() == before
     monkeypatch.setattr(sys, "executable", "/usr/local/MATLAB/R2024b/bin/glnxa64/MATLAB")
     try:
-        matlab._fix_executable()
+        matlab.adapter._fix_executable()
         exe = Path(os.fsdecode(spawn.get_executable()))
         assert exe.name.startswith("python") and exe.is_file(), exe
     finally:
