@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import scipy.sparse as sp
 
+from .. import _validate as v
 from ..system import System
 from ._convert import _complex_parts, _is_missing, _one_based, _vector
 
@@ -45,6 +46,26 @@ def _h5_complex(data):
     return data
 
 
+def _count(what, value) -> int:
+    """A row or column count stored in a file (a non-negative integer scalar)."""
+    a = np.asarray(value).reshape(-1)
+    if a.size != 1 or not (np.issubdtype(a.dtype, np.integer) or np.issubdtype(a.dtype, np.floating)):
+        raise ValueError(f"{what} must be one integer (got {a.tolist()!r})")
+    x = float(a[0])
+    if not np.isfinite(x) or x != int(x) or x < 0 or x > np.iinfo(np.int64).max:
+        raise ValueError(f"{what} must be a non-negative integer (got {a[0]!r})")
+    return int(a[0])
+
+
+def _csc(name, data, indices, indptr, shape):
+    """A CSC matrix from a file's arrays, built only after their structure is checked."""
+    if np.issubdtype(np.asarray(indptr).dtype, np.floating) or np.issubdtype(np.asarray(indices).dtype, np.floating):
+        raise ValueError(f"{name}: the sparse indices must be integers (got {np.asarray(indices).dtype} "
+                         f"and {np.asarray(indptr).dtype})")
+    data, indices, indptr = v.sparse_parts(name, data, indices, indptr, shape)
+    return sp.csc_matrix((data, indices, indptr), shape=shape)
+
+
 def _read_h5_matlab(obj, path, name):
     """One MATLAB v7.3 variable (dense, sparse, complex, empty) as numpy/scipy."""
     import h5py
@@ -54,15 +75,15 @@ def _read_h5_matlab(obj, path, name):
     if isinstance(obj, h5py.Group):
         if "MATLAB_sparse" not in obj.attrs:
             raise ValueError(f"{path}: variable {name!r} is a MATLAB {cls} (struct/cell?), not a numeric array")
-        n_rows = int(obj.attrs["MATLAB_sparse"])
-        jc = np.asarray(obj["jc"][()], dtype=np.int64).reshape(-1)
-        n_cols = jc.size - 1
+        n_rows = _count(f"{name}: MATLAB_sparse (the row count)", obj.attrs["MATLAB_sparse"])
+        jc = np.asarray(obj["jc"][()]).reshape(-1)
+        n_cols = max(jc.size - 1, 0)
         if "data" in obj and "ir" in obj:
             data = _h5_complex(obj["data"][()]).reshape(-1)
-            ir = np.asarray(obj["ir"][()], dtype=np.int64).reshape(-1)
+            ir = np.asarray(obj["ir"][()]).reshape(-1)
         else:  # an all-zero sparse matrix has no data/ir
             data, ir = np.zeros(0), np.zeros(0, dtype=np.int64)
-        return sp.csc_matrix((data, ir, jc), shape=(n_rows, n_cols))
+        return _csc(name, data, ir, jc, (n_rows, n_cols))
     if int(obj.attrs.get("MATLAB_empty", 0)):
         dims = np.asarray(obj[()], dtype=np.int64).reshape(-1)
         return np.zeros(tuple(dims[::-1]) if dims.size else (0, 0)).T
@@ -79,16 +100,27 @@ def _read_h5_octave(obj, path, name):
     typ = typ.decode() if isinstance(typ, bytes) else str(typ)
     value = obj["value"]
     if "sparse" in typ:
-        n_rows = int(value["nr"][()])
-        n_cols = int(value["nc"][()])
-        ridx = np.asarray(value["ridx"][()], dtype=np.int64).reshape(-1)
-        cidx = np.asarray(value["cidx"][()], dtype=np.int64).reshape(-1)
+        n_rows = _count(f"{name}: nr (the row count)", value["nr"][()])
+        n_cols = _count(f"{name}: nc (the column count)", value["nc"][()])
+        ridx = np.asarray(value["ridx"][()]).reshape(-1)
+        cidx = np.asarray(value["cidx"][()]).reshape(-1)
         data = _h5_complex(value["data"][()]).reshape(-1)
-        return sp.csc_matrix((data, ridx, cidx), shape=(n_rows, n_cols))
+        return _csc(name, data, ridx, cidx, (n_rows, n_cols))
     if isinstance(value, h5py.Group):
         raise ValueError(f"{path}: variable {name!r} has Octave type {typ!r}; expected a numeric array")
     data = _h5_complex(value[()])
     return np.asarray(data).T
+
+
+def _read_h5_variable(reader, f, path, name):
+    """One variable of an HDF5 .mat file; a malformed one is a ValueError naming it."""
+    try:
+        return reader(f[name], path, name)
+    except ValueError as exc:
+        text = str(exc)
+        raise ValueError(text if text.startswith(f"{path}:") else f"{path}: {text}") from None
+    except (KeyError, TypeError, OSError, IndexError, AttributeError) as exc:
+        raise ValueError(f"{path}: variable {name!r} is malformed ({type(exc).__name__}: {exc})") from None
 
 
 def _read_mat_variables(path, wanted):
@@ -104,7 +136,8 @@ def _read_mat_variables(path, wanted):
             kind = _h5_kind(f)
             reader = _read_h5_matlab if kind == "matlab" else _read_h5_octave
             names = [k for k in f.keys() if k in wanted]
-            return {k: reader(f[k], path, k) for k in names}, ("v7.3" if kind == "matlab" else "octave-hdf5")
+            return {k: _read_h5_variable(reader, f, path, k) for k in names}, (
+                "v7.3" if kind == "matlab" else "octave-hdf5")
     import scipy.io
 
     try:
@@ -135,7 +168,12 @@ def _mat_matrix(name, A, path, n=None):
     """A real CSC matrix from a .mat variable (sparse or dense), with a clear error."""
     if A is None:
         return None
-    A = sp.csc_matrix(A) if sp.issparse(A) else np.atleast_2d(np.asarray(A))
+    try:
+        A = v.sparse_matrix(name, A) if sp.issparse(A) else np.atleast_2d(np.asarray(A))
+    except ValueError as exc:
+        raise ValueError(f"{path}: {exc}") from None
+    if A.ndim != 2:
+        raise ValueError(f"{path}: {name} must be a matrix (has {A.ndim} dimensions)")
     if A.shape[0] != A.shape[1]:
         raise ValueError(f"{path}: {name} must be square (has size {A.shape[0]} x {A.shape[1]})")
     if n is not None and A.shape[0] != n:
