@@ -199,6 +199,10 @@ def solve_mat(input_path, output_path, **options):
     """
     from ..sweep import solve
 
+    out = Path(output_path)
+    out = out if out.suffix.lower() == ".mat" else out.with_name(out.name + ".mat")
+    if out.resolve() == Path(input_path).resolve():
+        raise ValueError(f"the result {output_path} would write over the input {input_path}")
     inp = read_mat_input(input_path)
     options.setdefault("progress", False)
     if options.get("cluster", "local") is not None:

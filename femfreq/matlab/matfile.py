@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -272,7 +273,10 @@ def write_mat_result(path, result, *, output_dofs=None) -> Path:
     Variables (MATLAB shapes): ``response`` (n_out x F complex: one row per output DOF),
     ``freqs_hz`` (F x 1), ``load_spectrum`` (F x 1 complex), ``rel_residual`` and
     ``backward_error`` (F x 1), ``output_dofs`` (n_out x 1, 1-based), and, when
-    the sweep ran on an FFT grid, ``t`` (n_fft x 1) and ``time_response`` (n_out x n_fft).
+    the sweep ran on an FFT grid, ``t`` (n_fft x 1) and ``time_response`` (n_out x n_fft):
+    the result's own, or ``irfft(response, n_fft)`` when the frequencies are exactly the
+    rfft bins ``k / (n_fft dt)``, ``k = 0 .. n_fft / 2`` of an even ``n_fft = 2 (F - 1)``.
+    The file is written beside ``path`` and renamed into place.
     Read it in MATLAB with ``load`` or ``matlab/femfreq_read_result.m``.
 
     Parameters
@@ -312,6 +316,13 @@ def write_mat_result(path, result, *, output_dofs=None) -> Path:
             data[name] = _column(value)
     t = _get(result, "t")
     x_t = _get(result, "time_response")
+    if x_t is None and X.size:
+        grid = _rfft_grid(freqs)
+        if grid is not None:  # the input's frequencies are an rfft grid: its time response too
+            from ..spectra import to_time
+
+            n_fft, dt = grid
+            x_t, t = to_time(np.nan_to_num(X), n_fft, axis=0), np.arange(n_fft) * dt
     if x_t is not None:
         x_t = np.asarray(x_t)
         if x_t.ndim == 2 and x_t.size:
@@ -319,5 +330,26 @@ def write_mat_result(path, result, *, output_dofs=None) -> Path:
             if t is not None:
                 data["t"] = _column(t)
     path.parent.mkdir(parents=True, exist_ok=True)
-    scipy.io.savemat(path, data, format="5", do_compression=True, oned_as="column")
+    # written beside and renamed into place: an existing file is replaced only by a complete one
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        scipy.io.savemat(tmp, data, format="5", do_compression=True, oned_as="column")
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
     return path
+
+
+def _rfft_grid(freqs):
+    """``(n_fft, dt)`` when ``freqs`` are exactly the rfft bins of an even ``n_fft``
+    (``k / (n_fft dt)``, k = 0 .. n_fft / 2, Nyquist included), else None."""
+    from ..spectra import rfft_freqs
+
+    if freqs.size < 2 or freqs[0] != 0 or not freqs[1] > 0:
+        return None
+    n_fft = 2 * (freqs.size - 1)
+    dt = 1.0 / (n_fft * freqs[1])
+    exact = rfft_freqs(n_fft, dt)
+    if not np.allclose(freqs, exact, rtol=1e-12, atol=1e-12 * freqs[-1]):
+        return None
+    return n_fft, dt
