@@ -11,6 +11,10 @@ import operator
 
 import numpy as np
 
+#: the longest FFT a sweep accepts: 2**27 samples (a 1 GiB complex spectrum per output DOF;
+#: longer ones are far beyond any load history and end in a MemoryError)
+MAX_N_FFT = 2**27
+
 
 def as_int(name: str, value, *, minimum: int | None = None, maximum: int | None = None) -> int:
     """An integer (a float with an integral value is refused: ``16.5`` and ``16.0`` alike)."""
