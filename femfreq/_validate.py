@@ -11,6 +11,10 @@ import operator
 
 import numpy as np
 
+#: the longest FFT a sweep accepts: 2**27 samples (a 1 GiB complex spectrum per output DOF;
+#: longer ones are far beyond any load history and end in a MemoryError)
+MAX_N_FFT = 2**27
+
 
 def as_int(name: str, value, *, minimum: int | None = None, maximum: int | None = None) -> int:
     """An integer (a float with an integral value is refused: ``16.5`` and ``16.0`` alike)."""
@@ -115,3 +119,112 @@ def one_of(name: str, value, choices) -> str:
     if value not in choices:
         raise ValueError(f"unknown {name} {value!r}; pick one of {sorted(choices)}")
     return value
+
+
+def _integer_array(name: str, value) -> np.ndarray:
+    """A 1-D int64 copy of an index array (unsigned values beyond int64 are refused, not wrapped)."""
+    a = np.asarray(value)
+    if a.dtype == bool or not np.issubdtype(a.dtype, np.integer):
+        raise ValueError(f"{name} must hold integers (got dtype {a.dtype})")
+    a = a.reshape(-1)
+    if a.dtype.kind == "u" and a.size and a.max() > np.iinfo(np.int64).max:
+        raise ValueError(f"{name} has the value {int(a.max())}, beyond any matrix size")
+    return a.astype(np.int64)
+
+
+def sparse_parts(name: str, data, indices, indptr, shape, *, compressed: str = "column"):
+    """Checked compressed sparse arrays ``(data, indices, indptr)`` of a ``shape`` matrix.
+
+    Checks what scipy's C++ routines trust without looking (a bad pointer corrupts
+    memory there): ``indptr`` has one entry per column (``compressed="column"``, CSC)
+    or row (CSR) plus one, starts at 0, never decreases and ends at ``len(indices)``;
+    every index is in range; ``data`` has one finite number per index. Run it before
+    scipy builds a matrix from the arrays.
+
+    Returns
+    -------
+    data : (nnz,) array
+        As given (real or complex), flattened.
+    indices, indptr : int64 arrays
+
+    Raises
+    ------
+    ValueError
+        The message names the matrix and the first value at fault.
+    """
+    try:
+        rows, cols = (operator.index(s) for s in shape)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name}: the shape must be two integers (got {shape!r})") from None
+    if rows < 0 or cols < 0:
+        raise ValueError(f"{name}: the shape must not be negative (got {rows} x {cols})")
+    major, minor = (cols, rows) if compressed == "column" else (rows, cols)
+    unit = "column" if compressed == "column" else "row"
+    indptr = _integer_array(f"{name}: the {unit} pointers", indptr)
+    indices = _integer_array(f"{name}: the indices", indices)
+    data = np.asarray(data)
+    if data.dtype == bool or not np.issubdtype(data.dtype, np.number):
+        raise ValueError(f"{name}: the values must be numbers (got dtype {data.dtype})")
+    data = data.reshape(-1)
+    if indptr.size != major + 1:
+        raise ValueError(f"{name}: {indptr.size} {unit} pointers for {major} {unit}s (need {major + 1})")
+    if indptr[0] != 0:
+        raise ValueError(f"{name}: the {unit} pointers must start at 0 (got {int(indptr[0])})")
+    drop = np.flatnonzero(np.diff(indptr) < 0)
+    if drop.size:
+        k = int(drop[0])
+        raise ValueError(f"{name}: the {unit} pointers decrease at {unit} {k} "
+                         f"({int(indptr[k])} then {int(indptr[k + 1])}); they must never decrease")
+    if indptr[-1] != indices.size:
+        raise ValueError(f"{name}: the {unit} pointers end at {int(indptr[-1])} "
+                         f"but there are {indices.size} indices")
+    if data.size != indices.size:
+        raise ValueError(f"{name}: {data.size} values for {indices.size} indices")
+    bad = np.flatnonzero((indices < 0) | (indices >= minor))
+    if bad.size:
+        k = int(bad[0])
+        raise ValueError(f"{name}: index {int(indices[k])} (entry {k}) is out of range [0, {minor})")
+    bad = np.flatnonzero(~np.isfinite(data))
+    if bad.size:
+        k = int(bad[0])
+        raise ValueError(f"{name}: non-finite value {data[k]} (entry {k})")
+    return data, indices, indptr
+
+
+def sparse_matrix(name: str, A):
+    """A CSC matrix from any scipy sparse matrix or array, its structure checked first.
+
+    CSC, CSR and COO arrays are checked as stored (:func:`sparse_parts`) before scipy
+    converts them; other formats (BSR, DIA, LIL, DOK) go through COO, which is checked
+    the same way, before scipy's compiled routines see the arrays.
+    """
+    import scipy.sparse as sp
+
+    fmt = A.format
+    if fmt not in ("csc", "csr", "coo"):
+        A = A.tocoo()
+        fmt = "coo"
+    shape = A.shape
+    if fmt == "coo":
+        rows, cols = A.coords if hasattr(A, "coords") else (A.row, A.col)
+        rows = _integer_array(f"{name}: the row indices", rows)
+        cols = _integer_array(f"{name}: the column indices", cols)
+        data = np.asarray(A.data)
+        if not (rows.size == cols.size == data.size):
+            raise ValueError(f"{name}: {rows.size} row indices, {cols.size} column indices, {data.size} values")
+        for what, idx, size in (("row", rows, shape[0]), ("column", cols, shape[1])):
+            bad = np.flatnonzero((idx < 0) | (idx >= size))
+            if bad.size:
+                k = int(bad[0])
+                raise ValueError(f"{name}: {what} index {int(idx[k])} (entry {k}) is out of range [0, {size})")
+        # one entry per column: the CSC check of the values
+        sparse_parts(name, data, np.zeros(data.size, np.int64), np.arange(data.size + 1), (1, data.size))
+        return sp.csc_matrix((data.reshape(-1), (rows, cols)), shape=shape)
+    data, indices = A.data, A.indices
+    end = A.indptr[-1] if np.size(A.indptr) else 0
+    if 0 <= end <= np.size(indices):  # scipy may keep unused storage after the last pointer
+        data, indices = np.asarray(data).reshape(-1)[:end], np.asarray(indices).reshape(-1)[:end]
+    data, indices, indptr = sparse_parts(name, data, indices, A.indptr, shape,
+                                         compressed="column" if fmt == "csc" else "row")
+    cls = sp.csc_matrix if fmt == "csc" else sp.csr_matrix
+    return sp.csc_matrix(cls((data, indices, indptr), shape=shape))

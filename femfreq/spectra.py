@@ -536,7 +536,8 @@ class History:
         if dt is None:
             raise ValueError("the load history needs its sample interval dt (s)")
         dt = v.positive_float("dt", dt)
-        n_fft = samples.size if self.n_fft is None else v.as_int("n_fft", self.n_fft, minimum=2)
+        n_fft = samples.size if self.n_fft is None else v.as_int("n_fft", self.n_fft, minimum=2,
+                                                                 maximum=v.MAX_N_FFT)
         object.__setattr__(self, "samples", samples)
         object.__setattr__(self, "dt", dt)
         object.__setattr__(self, "n_fft", int(n_fft))

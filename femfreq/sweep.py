@@ -127,6 +127,7 @@ def solve(
     calibration = _calibration(where)  # a bad calibration file fails before any work
     system, model = _build_system(model_or_K, C, M, b, g=g, output_dofs=output_dofs)
     freqs, P, history = _frequencies_and_load(model, freqs_hz, load)
+    _check_frequency_scale(system, freqs)
     outputs = _outputs(system, model)
     fingerprint = _fingerprint(system, method)
 
@@ -290,6 +291,8 @@ def _build_system(model_or_K, C, M, b, *, g, output_dofs):
         )
     else:
         system = as_system(model_or_K, C, M, b, g=g or 0.0, output_dofs=output_dofs)
+        if output_dofs is not None:  # a boolean mask or floats are not DOF indices
+            v.index_array("output_dofs", output_dofs, system.n, allow_empty=False)
     return system, model
 
 
@@ -320,6 +323,29 @@ def _fingerprint(system: System, method) -> dict:
     return {"n_dof": system.n, **matrices, "b": digest(system.b), "output_dofs": digest(system.output_dofs),
             "g": float(system.g), "method": method.name, "tol": float(method.tol), "solver": method.solver,
             "skip_singular": int(method.skip_singular)}
+
+
+def _check_frequency_scale(system, freqs):
+    """Refuse frequencies at which ``omega^2 M`` overflows or swamps ``K`` entirely.
+
+    Past ``omega^2 max|M| > max|K| / eps`` the stiffness is below the rounding of the mass
+    term: the answer no longer depends on K, solvers overflow or report a singular matrix.
+    """
+    if freqs.size == 0:
+        return
+    f = float(freqs.max())
+    k = float(np.abs(system.K.data).max(initial=0.0))
+    m = float(np.abs(system.M.data).max(initial=0.0))
+    if m == 0.0:
+        return
+    with np.errstate(over="ignore"):
+        mass_term = float((2 * np.pi * np.float64(f)) ** 2 * m)
+    limit = k / np.finfo(float).eps if k > 0 else np.finfo(float).max / 1e6
+    if not np.isfinite(mass_term) or mass_term > limit:
+        f_max = np.sqrt(limit / m) / (2 * np.pi)
+        raise ValueError(f"frequency {f:g} Hz is beyond what this model can resolve: omega^2 max|M| "
+                         f"{'overflows' if not np.isfinite(mass_term) else f'= {mass_term:.3g}'} while "
+                         f"max|K| = {k:.3g}; frequencies must stay below about {f_max:.3g} Hz")
 
 
 def _outputs(system: System, model) -> dict:

@@ -25,8 +25,10 @@ __all__ = ["System", "as_system"]
 
 
 def _as_sparse(name, A, n=None):
+    from ._validate import sparse_matrix
+
     if sp.issparse(A):
-        A = sp.csc_matrix(A)
+        A = sparse_matrix(name, A)  # checks the structure before scipy's compiled code reads it
     else:
         A = np.asarray(A)
         if A.ndim != 2:

@@ -32,7 +32,7 @@ function [K, M, free, info] = femfreq_rod_model(node_file, ele_file, E, rho, are
 %            full_to_free (2n x 1: free index of each full DOF, 0 if fixed)
 %
 %   The .node/.ele files may number from 0 or from 1, carry attributes and boundary
-%   markers, and have # comments. Runs in MATLAB (R2016b or later) and GNU Octave.
+%   markers, and have # comments. Runs in MATLAB R2023b or later and GNU Octave.
 %   Needs matlab/private/ beside it (the shared option parser): copy the whole folder.
 %
 %   Example:

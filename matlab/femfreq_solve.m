@@ -22,9 +22,10 @@ function [X, info] = femfreq_solve(K, C, M, b, freqs, P, output_dofs, varargin)
 %     'Solver'     'auto' (default), 'superlu' or 'pardiso'
 %     'Output'     also keep femfreq's HDF5 result file here (h5read-able)
 %     'G'          structural damping factor g (default 0)
-%     'Route'      'py' (default: MATLAB's py. interface, in memory) or 'file' (write a
-%                  .mat, run `femfreq sweep --matrices`, read the .mat result; needs no
-%                  py. interface and has no 2 GB out-of-process limit; also runs in Octave)
+%     'Route'      'py' (MATLAB's py. interface, in memory; the default in MATLAB) or
+%                  'file' (write a .mat, run `femfreq sweep --matrices`, read the .mat
+%                  result; needs no py. interface and has no 2 GB out-of-process limit;
+%                  the default in GNU Octave, which has no py. interface)
 %     'Command'    the femfreq command of the file route (default 'femfreq'; e.g.
 %                  '"C:\Python311\python.exe" -m femfreq')
 %     'Version'    .mat version of the file route, '-v7' (default) or '-v7.3'
@@ -32,16 +33,22 @@ function [X, info] = femfreq_solve(K, C, M, b, freqs, P, output_dofs, varargin)
 %   The py route sends each sparse matrix as its find() triplets (1-based: femfreq
 %   converts the indices) and calls the single bridge function
 %   femfreq.matlab.solve_triplets; every dask object stays in Python. It needs
-%   MATLAB R2019b or later with pyenv pointing at a Python that has femfreq installed
-%   (see docs/matlab.md). Needs matlab/private/ beside it: copy the whole folder.
+%   MATLAB R2023b or later (the first release whose py. interface takes Python 3.11,
+%   femfreq's minimum) with pyenv pointing at a Python that has femfreq installed
+%   (see docs/matlab.md). The file route runs the femfreq command and shows its
+%   error message when it fails. Needs matlab/private/ beside it: copy the whole folder.
 %
 %   Example:
 %     [K, M, free] = femfreq_rod_model('sat.node', '', 1e7, 0.1, 'reference', 'FixLine', [16 2 31 2]);
 %     b = zeros(size(K, 1), 1); b(10) = -1;
 %     X = femfreq_solve(K, 0.004 * K, M, b, linspace(1, 500, 200), 1, [10 11], 'Workers', 2);
 
+default_route = 'py';
+if exist('OCTAVE_VERSION', 'builtin') ~= 0
+  default_route = 'file';  % Octave has no py. interface
+end
 opts = parse_options(varargin, {'Scheduler', 'local'; 'HostFile', ''; 'Workers', []; 'Method', 'direct'; ...
-                                 'Solver', 'auto'; 'Output', ''; 'G', 0; 'Route', 'py'; ...
+                                 'Solver', 'auto'; 'Output', ''; 'G', 0; 'Route', default_route; ...
                                  'Command', 'femfreq'; 'Version', '-v7'}, 'femfreq:solve');
 
 n = size(K, 1);
@@ -153,9 +160,11 @@ end
 if ~isempty(opts.workers)
   cmd = sprintf('%s --workers %d', cmd, round(opts.workers));
 end
-[status, text] = system(cmd);
+% 2>&1: femfreq prints its error on stderr, which system() does not return (Octave drops it)
+[status, text] = system([cmd ' 2>&1']);
 if status ~= 0
-  error('femfreq:solve:command', 'femfreq failed (exit code %d) running\n  %s\n%s', status, cmd, text);
+  error('femfreq:solve:command', 'femfreq failed (exit code %d): %s\n  command: %s', status, ...
+        strtrim(text), cmd);
 end
 R = femfreq_read_result(out_file);
 if ~isempty(opts.output)

@@ -3,7 +3,7 @@ function file = femfreq_write_input(file, K, C, M, b, freqs, P, output_dofs, var
 %   FEMFREQ_WRITE_INPUT(FILE, K, C, M, B, FREQS, P, OUTPUT_DOFS) saves the variables
 %   K, C, M (sparse, real, n x n; C may be [] for no viscous damping), b (n x 1, the
 %   load vector), freqs (F x 1, Hz), P (F x 1 complex load spectrum, or a scalar) and
-%   output_dofs (1-based) to the .mat FILE. Solve it with
+%   output_dofs (1-based; [] for all DOF) to the .mat FILE. Solve it with
 %
 %       femfreq sweep --matrices FILE -o result.mat
 %
@@ -42,7 +42,9 @@ s.M = sparse(double(M));
 s.b = full(double(b(:)));
 s.freqs = full(double(freqs(:)));
 s.P = full(double(P(:)));
-s.output_dofs = full(double(output_dofs(:)));
+if ~isempty(output_dofs)  % left out: femfreq keeps every DOF
+  s.output_dofs = full(double(output_dofs(:)));
+end
 s.g = full(double(g));
 
 if strcmp(version, '-v7.3') && exist('OCTAVE_VERSION', 'builtin') ~= 0

@@ -8,6 +8,7 @@ document the equivalent discrete springs and masses for closed-form references.
 
 from __future__ import annotations
 
+import h5py
 import numpy as np
 import scipy.sparse as sp
 
@@ -149,3 +150,56 @@ def assemble(results, n_freqs, n_out):
         seen[r.index] += 1
     np.testing.assert_array_equal(seen, 1)  # every frequency exactly once
     return out
+
+
+def write_matlab_v73(path, variables):
+    """A MATLAB v7.3 file as MATLAB writes it: 512-byte user block, MATLAB_class attributes,
+    column-major arrays (so HDF5 holds the transpose), complex as compound (real, imag),
+    sparse as a group with data/ir/jc and MATLAB_sparse = number of rows, [] as MATLAB_empty."""
+    cplx = np.dtype([("real", "<f8"), ("imag", "<f8")])
+    with h5py.File(path, "w", userblock_size=512) as f:
+        for name, value in variables.items():
+            if sp.issparse(value):
+                A = sp.csc_matrix(value)
+                g = f.create_group(name)
+                g.attrs["MATLAB_class"] = np.bytes_("double")
+                g.attrs["MATLAB_sparse"] = np.uint64(A.shape[0])
+                g.create_dataset("jc", data=A.indptr.astype(np.uint64))
+                if A.nnz:
+                    g.create_dataset("ir", data=A.indices.astype(np.uint64))
+                    if np.iscomplexobj(A.data):
+                        data = np.empty(A.nnz, cplx)
+                        data["real"], data["imag"] = A.data.real, A.data.imag
+                        g.create_dataset("data", data=data)
+                    else:
+                        g.create_dataset("data", data=A.data.astype(np.float64))
+                continue
+            a = np.asarray(value)
+            a = a.reshape(1, 1) if a.ndim == 0 else (a.reshape(-1, 1) if a.ndim == 1 else a)
+            if a.size == 0:
+                ds = f.create_dataset(name, data=np.array(a.shape, dtype=np.uint64))
+                ds.attrs["MATLAB_empty"] = np.uint8(1)
+            elif np.iscomplexobj(a):
+                data = np.empty(a.T.shape, cplx)
+                data["real"], data["imag"] = a.T.real, a.T.imag
+                ds = f.create_dataset(name, data=data)
+            else:
+                ds = f.create_dataset(name, data=np.ascontiguousarray(a.T))
+            ds.attrs["MATLAB_class"] = np.bytes_("int64" if a.dtype.kind == "i" else "double")
+    header = b"MATLAB 7.3 MAT-file, Platform: GLNXA64, Created on: Thu Nov 26 00:00:00 2026 HDF5 schema 1.00 ."
+    with open(path, "r+b") as fh:
+        fh.write(header.ljust(116, b" ") + b"\0" * 8 + b"\x00\x02" + b"IM")
+
+
+def write_matlab_v73_sparse(path, name, n_rows, jc, ir, data, **dense):
+    """A MATLAB v7.3 file with one sparse variable written from raw ``jc``/``ir``/``data``
+    arrays exactly as given (unchecked: for crafted files), plus dense variables."""
+    write_matlab_v73(path, dense)
+    with h5py.File(path, "a") as f:
+        g = f.create_group(name)
+        g.attrs["MATLAB_class"] = np.bytes_("double")
+        g.attrs["MATLAB_sparse"] = n_rows
+        g.create_dataset("jc", data=jc)
+        if ir is not None:
+            g.create_dataset("ir", data=ir)
+            g.create_dataset("data", data=data)

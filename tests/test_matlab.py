@@ -17,7 +17,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import h5py
 import numpy as np
 import pytest
 import scipy.io
@@ -26,6 +25,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import femfreq
+from helpers import write_matlab_v73
 from femfreq import matlab
 from femfreq.mesh import read_poly, read_triangle_mesh, triangulate, write_triangle_mesh
 from femfreq.model import Model, fixed_dofs_from, select_nodes
@@ -335,45 +335,6 @@ def test_file_route_octave_writes_femfreq_solves_octave_reads(tmp_path):
         assert m.group(2) == "1" and m.groups()[2:] == ("3", "9"), out
 
 
-def _write_matlab_v73(path, variables):
-    """A MATLAB v7.3 file as MATLAB writes it: 512-byte user block, MATLAB_class attributes,
-    column-major arrays (so HDF5 holds the transpose), complex as compound (real, imag),
-    sparse as a group with data/ir/jc and MATLAB_sparse = number of rows, [] as MATLAB_empty."""
-    cplx = np.dtype([("real", "<f8"), ("imag", "<f8")])
-    with h5py.File(path, "w", userblock_size=512) as f:
-        for name, value in variables.items():
-            if sp.issparse(value):
-                A = sp.csc_matrix(value)
-                g = f.create_group(name)
-                g.attrs["MATLAB_class"] = np.bytes_("double")
-                g.attrs["MATLAB_sparse"] = np.uint64(A.shape[0])
-                g.create_dataset("jc", data=A.indptr.astype(np.uint64))
-                if A.nnz:
-                    g.create_dataset("ir", data=A.indices.astype(np.uint64))
-                    if np.iscomplexobj(A.data):
-                        data = np.empty(A.nnz, cplx)
-                        data["real"], data["imag"] = A.data.real, A.data.imag
-                        g.create_dataset("data", data=data)
-                    else:
-                        g.create_dataset("data", data=A.data.astype(np.float64))
-                continue
-            a = np.asarray(value)
-            a = a.reshape(1, 1) if a.ndim == 0 else (a.reshape(-1, 1) if a.ndim == 1 else a)
-            if a.size == 0:
-                ds = f.create_dataset(name, data=np.array(a.shape, dtype=np.uint64))
-                ds.attrs["MATLAB_empty"] = np.uint8(1)
-            elif np.iscomplexobj(a):
-                data = np.empty(a.T.shape, cplx)
-                data["real"], data["imag"] = a.T.real, a.T.imag
-                ds = f.create_dataset(name, data=data)
-            else:
-                ds = f.create_dataset(name, data=np.ascontiguousarray(a.T))
-            ds.attrs["MATLAB_class"] = np.bytes_("int64" if a.dtype.kind == "i" else "double")
-    header = b"MATLAB 7.3 MAT-file, Platform: GLNXA64, Created on: Thu Nov 26 00:00:00 2026 HDF5 schema 1.00 ."
-    with open(path, "r+b") as fh:
-        fh.write(header.ljust(116, b" ") + b"\0" * 8 + b"\x00\x02" + b"IM")
-
-
 def test_read_mat_input_matlab_v73_layout(tmp_path):
     rng = np.random.default_rng(3)
     n = 7
@@ -383,7 +344,7 @@ def test_read_mat_input_matlab_v73_layout(tmp_path):
     freqs = np.array([[0.0, 1.5, 3.0]])  # a row vector
     P = np.array([1 + 2j, -0.5j, 3.0])
     path = tmp_path / "in73.mat"
-    _write_matlab_v73(path, {"K": K, "C": np.zeros((0, 0)), "M": M, "b": b, "freqs": freqs, "P": P,
+    write_matlab_v73(path, {"K": K, "C": np.zeros((0, 0)), "M": M, "b": b, "freqs": freqs, "P": P,
                              "output_dofs": np.array([[1.0, 4.0, 7.0]]), "g": 0.01,
                              "notes": np.array([1, 2, 3], dtype=np.int64)})
     inp = matlab.read_mat_input(path)
@@ -399,7 +360,7 @@ def test_read_mat_input_matlab_v73_layout(tmp_path):
     assert s.g == 0.01
 
     bad = tmp_path / "complex_k.mat"
-    _write_matlab_v73(bad, {"K": sp.csc_matrix(K * (1 + 0.1j)), "M": M, "b": b, "freqs": freqs})
+    write_matlab_v73(bad, {"K": sp.csc_matrix(K * (1 + 0.1j)), "M": M, "b": b, "freqs": freqs})
     with pytest.raises(ValueError, match=r"complex_k.mat: K must be real"):
         matlab.read_mat_input(bad)
 
@@ -676,7 +637,7 @@ def test_example_satellite_runs_in_octave(tmp_path, sat_mesh):
     pts = sat_mesh.points
     fixed = fixed_dofs_from(pts, [{"select": {"line": [[16, 2], [31, 2]]}, "fix": "xy"}])
     b_full = np.zeros(2 * len(pts))
-    b_full[2 * select_nodes(pts, {"near": [7.6, 16.6]})[0] + 1] = -1.0
+    b_full[2 * select_nodes(pts, {"near": [7.6, 16.6]})[0]] = 1.0  # x, as models/satellite.toml
     model = Model(points=pts, edges=sat_mesh.edges, E=1e7, rho=0.1, area=np.sqrt(2 / (2 * len(pts))),
                   fixed_dofs=fixed, b_full=b_full)
     K, _, M, b = model.matrices()
@@ -697,11 +658,11 @@ def test_fix_executable_points_dask_workers_at_python_inside_matlab(monkeypatch)
     import multiprocessing.spawn as spawn
 
     before = spawn.get_executable()
-    matlab._fix_executable()  # a normal interpreter: nothing changes
+    matlab.adapter._fix_executable()  # a normal interpreter: nothing changes
     assert spawn.get_executable() == before
     monkeypatch.setattr(sys, "executable", "/usr/local/MATLAB/R2024b/bin/glnxa64/MATLAB")
     try:
-        matlab._fix_executable()
+        matlab.adapter._fix_executable()
         exe = Path(os.fsdecode(spawn.get_executable()))
         assert exe.name.startswith("python") and exe.is_file(), exe
     finally:

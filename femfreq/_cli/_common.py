@@ -19,10 +19,34 @@ def add_cluster_args(parser, *, serial: bool = False) -> None:
     parser.add_argument("--tls-key", help="TLS client key")
 
 
+def mesh_output(path, *, triangle: bool = False):
+    """``-o`` of a mesh writer checked before any work: a known meshio suffix (or, with
+    ``triangle``, none/.node/.ele) and not a directory."""
+    from pathlib import Path
+
+    import meshio
+
+    path = Path(path)
+    if path.is_dir():
+        raise ValueError(f"-o {path}: is a directory; give a file name")
+    suffix = path.suffix.lower()
+    if triangle and suffix in ("", ".node", ".ele"):
+        return path
+    known = meshio.extension_to_filetypes
+    if suffix not in known:
+        raise ValueError(f"-o {path}: unknown mesh format {suffix or '(no suffix)'!r}; "
+                         f"use .vtu, .xdmf or another meshio suffix ({', '.join(sorted(known)[:12])}, ...)")
+    return path
+
+
 def security_from_args(args):
     """A ``distributed.Security`` from ``--tls-*`` (None without them)."""
-    if not (args.tls_ca or args.tls_cert):
+    if not (args.tls_ca or args.tls_cert or args.tls_key):
         return None
+    if not (args.tls_ca and args.tls_cert):
+        given = ", ".join(f"--tls-{n}" for n in ("ca", "cert", "key") if getattr(args, f"tls_{n}"))
+        raise ValueError(f"{given} alone: TLS needs --tls-ca and --tls-cert (and --tls-key unless the "
+                         "certificate file holds the key)")
     from distributed.security import Security
 
     return Security(tls_ca_file=args.tls_ca, tls_client_cert=args.tls_cert, tls_client_key=args.tls_key,

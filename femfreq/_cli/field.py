@@ -29,6 +29,9 @@ def run(args) -> int:
     from femfreq.mesh import write_mesh
     from femfreq.field import response_field
 
+    from ._common import mesh_output
+
+    mesh_output(args.output)
     model = femfreq.load_model(args.model, level=args.level)
     if model.mesh is None:
         raise ValueError(f"model {model.name!r} has no triangle mesh to write the field on")

@@ -29,6 +29,8 @@ def _fmt(value) -> str:
 def run(args: argparse.Namespace) -> int:
     from femfreq.model import load_model
 
+    if args.modes < 0:
+        raise ValueError(f"--modes must be >= 0 (got {args.modes})")
     model = load_model(args.model, level=args.level)
     summary = model.summary()
     width = max(len(k) for k in summary)

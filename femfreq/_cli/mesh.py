@@ -69,6 +69,10 @@ def _mesh_model(path: Path, level):
 
 
 def run(args) -> int:
+    from ._common import mesh_output
+
+    if args.output:
+        mesh_output(args.output, triangle=True)
     src = Path(args.input)
     t0 = time.perf_counter()
     if src.suffix == ".poly":

@@ -41,6 +41,10 @@ def write_modes(path, model, freqs_hz, shapes_full) -> Path:
 def run(args: argparse.Namespace) -> int:
     from femfreq.model import load_model
 
+    from ._common import mesh_output
+
+    if args.output is not None:
+        mesh_output(args.output)
     model = load_model(args.model, level=args.level)
     freqs, shapes = model.modes(args.k)
     print(f"# {model.name}: {model.n_free} free DOF; {len(freqs)} lowest natural frequencies")

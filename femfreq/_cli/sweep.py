@@ -11,6 +11,7 @@ Examples:
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from pathlib import Path
@@ -62,14 +63,21 @@ def run(args) -> int:
         from femfreq import matlab
 
         out = Path(args.output or Path(args.matrices).with_suffix("").name + "_result.mat")
+        if out.suffix.lower() != ".mat":
+            out = out.with_name(out.name + ".mat")
         h5 = out.with_suffix(".h5")
+        _check_outputs([out, h5], inputs=[args.matrices], replace=args.overwrite or args.resume)
         inp = matlab.read_mat_input(args.matrices)
         result = femfreq.solve(inp["system"], freqs_hz=inp["freqs_hz"], load=inp["load"], out=h5, **common)
         matlab.write_mat_result(out, result)
         print(f"wrote {out} (and {h5})")
         return 0
+    model_file = [args.model] if Path(args.model).is_file() else []
+    if args.output:  # before the model is built
+        _check_outputs([args.output], inputs=model_file, replace=True)
     model = femfreq.load_model(args.model, level=args.level)
     out = Path(args.output or f"{model.name}.h5")
+    _check_outputs([out], inputs=model_file, replace=True)
     load = None
     if args.n_fft is not None:
         from femfreq.spectra import History
@@ -104,6 +112,22 @@ def _residual_summary(result) -> str:
     if skipped:
         text += f"; {skipped} skipped as singular (NaN in the file)"
     return text
+
+
+def _check_outputs(outputs, *, inputs, replace) -> None:
+    """Refuse, before any work, an output that is a directory or an input file, or one that
+    exists when ``replace`` (``--overwrite``/``--resume``) is not given (the .h5 result
+    checks that itself; the .mat result of ``--matrices`` is checked here)."""
+    for out in outputs:
+        out = Path(out)
+        if out.is_dir():
+            raise ValueError(f"-o {out}: is a directory; give a file name")
+        for given in inputs:
+            if out.exists() and Path(given).exists() and os.path.samefile(out, given) \
+                    or out.resolve() == Path(given).resolve():
+                raise ValueError(f"-o {out} would write over the input file {given}; give another output name")
+        if out.exists() and not replace:
+            raise ValueError(f"{out} already exists; pass --overwrite to replace it")
 
 
 def _ssh_settings(connect_options, remote_python) -> dict | None:

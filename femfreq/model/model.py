@@ -55,8 +55,9 @@ class LoadHistory:
         ``"pyroshock"`` (the synthetic burst shipped with femfreq) or the path
         of a text/CSV/HDF5 history file (absolute, or resolved by :func:`load_model`
         relative to the model file).
-    dt : float
-        Sampling interval in s.
+    dt : float or None
+        Sampling interval in s; None for a history file whose time column gives it (a
+        one-column file then stops with an error asking for ``dt``).
     n_fft : int
         FFT length; the sweep frequencies are ``numpy.fft.rfftfreq(n_fft, dt)``.
     magnitude : float
@@ -64,15 +65,16 @@ class LoadHistory:
     """
 
     history: str = "pyroshock"
-    dt: float = 5e-4
+    dt: float | None = 5e-4
     n_fft: int = 4096
     magnitude: float = 1.0
 
     def __post_init__(self):
         if not isinstance(self.history, str) or not self.history:
             raise TypeError(f"history must be 'pyroshock' or a file path (got {self.history!r})")
-        object.__setattr__(self, "dt", v.positive_float("dt", self.dt))
-        object.__setattr__(self, "n_fft", v.as_int("n_fft", self.n_fft, minimum=2))
+        if self.dt is not None or self.is_builtin:
+            object.__setattr__(self, "dt", v.positive_float("dt", self.dt))
+        object.__setattr__(self, "n_fft", v.as_int("n_fft", self.n_fft, minimum=2, maximum=v.MAX_N_FFT))
         object.__setattr__(self, "magnitude", v.as_float("magnitude", self.magnitude))
 
     @property

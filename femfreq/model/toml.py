@@ -295,7 +295,8 @@ def _load(f: _File, data: dict, points, base: Path):
         hist = str(hp if hp.is_absolute() else (base / hp).resolve())
     history = LoadHistory(
         history=hist,
-        dt=f.number(load, "load", "dt", 5e-4, positive=True),
+        # a history file's dt comes from its time column or from [load] dt, never a default
+        dt=f.number(load, "load", "dt", 5e-4, positive=True) if hist == "pyroshock" or "dt" in load else None,
         n_fft=f.number(load, "load", "n_fft", 4096, positive=True, integer=True),
         magnitude=magnitude,
     )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 
 import numpy as np
 
@@ -100,10 +101,21 @@ def _open_for_reading(path):
     except OSError as exc:
         # a sweep still writing holds an exclusive lock; the metadata does not change while
         # it runs (see femfreq.results.writer), so reading without the lock is safe
-        if "lock" not in str(exc).lower():
-            raise
-        logger.info("%s is locked by a running sweep; reading it without the lock", path)
-        return h5py.File(path, "r", locking=False)
+        if not re.search(r"\block", str(exc).lower()):  # a word: "sblock" in a truncation message is not one
+            raise _unreadable(path, exc) from None
+    try:
+        f = h5py.File(path, "r", locking=False)
+    except OSError as exc:
+        raise _unreadable(path, exc) from None
+    logger.info("%s is locked by a running sweep; reading it without the lock", path)
+    return f
+
+
+def _unreadable(path, exc) -> OSError:
+    """The error for a result file HDF5 cannot open: say truncated/corrupt when it exists."""
+    if not os.path.isfile(path):
+        return exc
+    return OSError(f"{path}: not a readable HDF5 result file: it is truncated or corrupt ({exc})")
 
 
 def _attr_str(value):
