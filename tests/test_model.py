@@ -599,3 +599,15 @@ def test_cli_sweep_with_all_load_lost_fails_in_one_line_and_writes_nothing(tmp_p
     assert proc.stderr.count("\n") == 1 and proc.stderr.startswith("femfreq: error: ")
     assert "acts only on fixed DOF (its y DOF is fixed)" in proc.stderr
     assert not out.exists()
+
+
+def test_near_tolerance_defaults():
+    points = [[0, 0], [1, 0], [2, 0]]
+    assert select_nodes(points, {"near": [3.9, 0]}).tolist() == [2]  # within the model size, 2
+    with pytest.raises(ValueError, match=r"is 2\.1 away, farther than 2 \(the size of the model, the default 'tol'\)"):
+        select_nodes(points, {"near": [4.1, 0]})
+    with pytest.raises(ValueError, match=r"is 1\.5 away, farther than 1 \(the longest rod, the default 'tol'\)"):
+        select_nodes(points, {"near": [3.5, 0]}, edges=[[0, 1], [1, 2]])
+    assert select_nodes(points, {"near": [3.5, 0], "tol": 1.5}, edges=[[0, 1], [1, 2]]).tolist() == [2]
+    with pytest.raises(ValueError, match=r"edges must be node ids in 0\.\.2"):
+        select_nodes(points, {"near": [0, 0]}, edges=[[0, 3]])

@@ -82,6 +82,18 @@ def select_nodes(points, spec, *, edges=None) -> np.ndarray:
         raise ValueError(f"selection {spec!r}: unknown key {sorted(extra)[0]!r} for a {kind!r} selection")
     if points.shape[0] == 0:
         raise ValueError(f"selection {spec!r} selects no node (the model has no nodes)")
+    mask = _mask(kind, spec, points, edges)
+    nodes = np.flatnonzero(mask).astype(np.int64)
+    if nodes.size == 0:
+        lo, hi = points.min(axis=0), points.max(axis=0)
+        raise ValueError(
+            f"selection {spec!r} selects no node (the nodes span x {lo[0]:g}..{hi[0]:g}, y {lo[1]:g}..{hi[1]:g})"
+        )
+    return nodes
+
+
+def _mask(kind, spec, points, edges):
+    """(n,) bool: the nodes a selection of ``kind`` takes (see :func:`select_nodes`)."""
     x, y = points[:, 0], points[:, 1]
     if kind == "box":
         xmin, ymin, xmax, ymax = _spec_numbers(spec, "box", (4,))
@@ -108,13 +120,7 @@ def select_nodes(points, spec, *, edges=None) -> np.ndarray:
             raise ValueError(f"selection {spec!r}: a circle needs a 'radius'")
         r = _spec_scalar(spec, "radius", None)
         mask = np.hypot(x - cx, y - cy) <= r
-    nodes = np.flatnonzero(mask).astype(np.int64)
-    if nodes.size == 0:
-        lo, hi = points.min(axis=0), points.max(axis=0)
-        raise ValueError(
-            f"selection {spec!r} selects no node (the nodes span x {lo[0]:g}..{hi[0]:g}, y {lo[1]:g}..{hi[1]:g})"
-        )
-    return nodes
+    return mask
 
 
 def _check_near(spec, points, edges, nearest):
