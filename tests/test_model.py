@@ -381,7 +381,7 @@ def test_shipped_rod_model_matches_closed_form():
         (("area = 0.01", "area = 'big'"), r"m\.toml:9: \[section\] area must be a number \(got 'big'\)"),
         (("mass = \"lumped\"", "mass = \"diagonal\""), r"mass must be 'lumped' or 'consistent'"),
         (("select = { near = [0.0, 0.0] }", "select = { box = [5, 5, 6, 6] }"), r"m\.toml:\d+: selection .* selects no node"),
-        (("select = { near = [0.0, 0.0] }", "select = { near = [0.0, 0.0], tol = 1 }"), r"unknown key 'tol'"),
+        (("select = { near = [0.0, 0.0] }", "select = { box = [0, 0, 0, 0], tol = 1 }"), r"unknown key 'tol'"),
         (("directions = \"x\"", "directions = \"y\""), r"output DOF 13 \(node 6, y\) is fixed"),
         (("n_fft = 1024", "n_fft = 10.5"), r"m\.toml:23: \[load\] n_fft must be an integer \(got 10.5\)"),
         (("g = 0.01", "g = -1"), r"m\.toml:13: \[damping\] g must be finite and >= 0 \(got -1\)"),
@@ -495,3 +495,119 @@ def test_model_warns_when_load_is_on_a_fixed_dof():
         warnings.simplefilter("always")
         Model(points=[[0, 0], [1, 0]], edges=[[0, 1]], E=1.0, rho=1.0, area=1.0, fixed_dofs=[0, 1, 3], b_full=[1, 0, 1, 0])
     assert any("load acts on fixed DOF [0]" in str(x.message) for x in w)
+
+
+# -- a load or output that would make the response meaningless --------------------------------
+@pytest.mark.parametrize(
+    "edit, match",
+    [
+        # the load snaps onto the clamped end: its x DOF is fixed by [[constraints]]
+        (("select = {{ near = [{L}, 0.0] }}\ndirection", "select = {{ near = [0.0, 0.0] }}\ndirection"),
+         r"m\.toml:\d+: \[load\] select = \{'near': \[0\.0, 0\.0\]\}: the load at node 0 \(0, 0\) acts only on "
+         r"fixed DOF \(its x DOF is fixed\)"),
+        # a transverse load on a line model, whose transverse DOF are fixed
+        (("direction = [1.0, 0.0]", "direction = [0.0, 1.0]"), r"the load at node 6 \(3, 0\) acts only on fixed DOF "
+         r"\(its y DOF is fixed\)"),
+        (("select = {{ near = [{L}, 0.0] }}\ndirection", "select = {{ near = [100.0, 50.0] }}\ndirection"),
+         r"m\.toml:\d+: \[load\] selection \{'near': \[100\.0, 50\.0\]\}: the nearest node, 6 at \(3, 0\), is 109\.1 "
+         r"away, farther than 0\.5 \(the longest rod, the default 'tol'\)"),
+        (("magnitude = 2.0", "magnitude = 0.0"), r"\[load\] .*the load vector is zero"),
+        # outputs far off the structure, with an explicit tol
+        (("select = {{ near = [{L}, 0.0] }}\ndirections", "select = {{ near = [3.2, 0.0], tol = 0.1 }}\ndirections"),
+         r"selection \{'near': \[3\.2, 0\.0\], 'tol': 0\.1\}: the nearest node, 6 at \(3, 0\), is 0\.2 away, "
+         r"farther than 0\.1 \(its 'tol'\)"),
+    ],
+)
+def test_load_lost_or_off_the_structure_is_an_error(tmp_path, edit, match):
+    old, new = edit
+    assert old in ROD_TOML
+    p = _write(tmp_path, ROD_TOML.replace(old, new, 1).format(L=3.0, n=6, E=1e6, rho=2.0, area="0.01"))
+    with pytest.raises(ReadError, match=match):
+        load_model(p)
+
+
+def test_near_within_its_tolerance_is_accepted(tmp_path):
+    text = ROD_TOML.replace("select = {{ near = [{L}, 0.0] }}\ndirection", "select = {{ near = [3.4, 0.3] }}\ndirection")
+    m = load_model(_write(tmp_path, text.format(L=3.0, n=6, E=1e6, rho=2.0, area="0.01")))
+    assert m.b_full[12] == 2.0  # 0.5 from the tip: within the longest rod
+    text = ROD_TOML.replace("select = {{ near = [{L}, 0.0] }}\ndirection", "select = {{ near = [9.0, 0.0], tol = 6.5 }}\ndirection")
+    assert load_model(_write(tmp_path, text.format(L=3.0, n=6, E=1e6, rho=2.0, area="0.01"))).b_full[12] == 2.0
+
+
+def _square_with_a_lonely_node(tmp_path, load_at, output_at):
+    """A two-triangle square model with node 4 at (0.5, 3) in no rod."""
+    (tmp_path / "sq.node").write_text("5 2 0 0\n1 0 0\n2 1 0\n3 1 1\n4 0 1\n5 0.5 3\n")
+    (tmp_path / "sq.ele").write_text("2 3 0\n1 1 2 3\n2 1 3 4\n")
+    text = f"""
+[mesh]
+node = "sq.node"
+ele = "sq.ele"
+[material]
+E = 10.0
+rho = 1.0
+[section]
+area = 1.0
+[[constraints]]
+select = {{ line = [[0, 0], [1, 0]] }}
+fix = "xy"
+[load]
+select = {{ near = {load_at} }}
+[output]
+select = {{ near = {output_at} }}
+"""
+    return _write(tmp_path, text, "sq.toml")
+
+
+def test_load_or_output_on_a_node_in_no_rod_is_an_error(tmp_path):
+    with pytest.raises(ReadError, match=r"sq\.toml:\d+: \[load\] .*the load at node 4 \(0\.5, 3\) acts only on fixed DOF "
+                                        r"\(node 4 belongs to no rod\)"):
+        load_model(_square_with_a_lonely_node(tmp_path, [0.5, 3], [1, 1]))
+    with pytest.raises(ReadError, match=r"sq\.toml:\d+: \[output\] .*output DOF 8 \(node 4, x\) is on a node in no rod"):
+        load_model(_square_with_a_lonely_node(tmp_path, [1, 1], [0.5, 3]))
+    with pytest.warns(UserWarning, match="belong to no rod"):
+        m = load_model(_square_with_a_lonely_node(tmp_path, [1, 1], [1, 1]))
+    assert m.load_dofs.tolist() == [5]
+
+
+def test_model_whose_load_acts_only_on_fixed_dof_is_an_error():
+    base = dict(points=[[0, 0], [1, 0], [1, 1]], edges=[[0, 1], [1, 2]], E=1.0, rho=1.0, area=1.0,
+                fixed_dofs=[0, 1, 3, 4])
+    with pytest.raises(ValueError, match=r"the load at node 0 \(0, 0\) acts only on fixed DOF \(its x and y DOF are fixed\)"):
+        Model(**base, b_full=[1, 1, 0, 0, 0, 0])
+    with pytest.raises(ValueError, match=r"the load at 2 nodes \(first: node 1 at \(1, 0\)\) acts only on fixed DOF"):
+        Model(**base, b_full=[0, 0, 0, 1, 1, 0])
+    with pytest.raises(ValueError, match=r"the load vector is zero"):
+        Model(**base, b_full=np.zeros(6))
+    with pytest.warns(UserWarning, match=r"that part of the load is lost"):
+        assert Model(**base, b_full=[0, 0, 0, 1, 1, 1]).matrices()[3].tolist() == [0, 1]
+    with pytest.warns(UserWarning, match="belong to no rod"), \
+            pytest.raises(ValueError, match=r"node 2 belongs to no rod"):
+        Model(points=[[0, 0], [1, 0], [3, 3]], edges=[[0, 1]], E=1.0, rho=1.0, area=1.0, fixed_dofs=[0, 1],
+              b_full=[0, 0, 0, 0, 1, 0])
+
+
+def test_cli_sweep_with_all_load_lost_fails_in_one_line_and_writes_nothing(tmp_path):
+    import subprocess
+    import sys
+
+    text = ROD_TOML.replace("history = \"shock.csv\"\n", "").replace("direction = [1.0, 0.0]", "direction = [0.0, 1.0]")
+    p = _write(tmp_path, text.format(L=3.0, n=6, E=1e6, rho=2.0, area="0.01"))
+    out = tmp_path / "r.h5"
+    proc = subprocess.run([sys.executable, "-m", "femfreq", "sweep", str(p), "--serial", "--freqs", "1:10:4",
+                           "-o", str(out), "--no-progress"], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.count("\n") == 1 and proc.stderr.startswith("femfreq: error: ")
+    assert "acts only on fixed DOF (its y DOF is fixed)" in proc.stderr
+    assert not out.exists()
+
+
+def test_near_tolerance_defaults():
+    points = [[0, 0], [1, 0], [2, 0]]
+    assert select_nodes(points, {"near": [3.9, 0]}).tolist() == [2]  # within the model size, 2
+    with pytest.raises(ValueError, match=r"is 2\.1 away, farther than 2 \(the size of the model, the default 'tol'\)"):
+        select_nodes(points, {"near": [4.1, 0]})
+    with pytest.raises(ValueError, match=r"is 1\.5 away, farther than 1 \(the longest rod, the default 'tol'\)"):
+        select_nodes(points, {"near": [3.5, 0]}, edges=[[0, 1], [1, 2]])
+    assert select_nodes(points, {"near": [3.5, 0], "tol": 1.5}, edges=[[0, 1], [1, 2]]).tolist() == [2]
+    with pytest.raises(ValueError, match=r"edges must be node ids in 0\.\.2"):
+        select_nodes(points, {"near": [0, 0]}, edges=[[0, 3]])

@@ -7,10 +7,16 @@ its own process (a failure is reported, not fatal); results go to
 ships with the source repository, not with the installed package: without a checkout
 (``benchmarks/`` next to the femfreq package or in the current folder) the command says so
 and exits with code 2.
+
+Examples:
+  femfreq bench --quick                       # a few minutes; results in benchmarks/results
+  femfreq bench --only solvers,fast -o /tmp/bench
+  femfreq bench --list
 """
 
 from __future__ import annotations
 
+import argparse
 import os
 import subprocess
 import sys
@@ -29,7 +35,8 @@ def add_args(parser) -> None:
     mode.add_argument("--full", dest="full", action="store_true", help="full sizes (long)")
     parser.set_defaults(full=False)
     parser.add_argument("--only", metavar="A,B", help="comma-separated topics to run (default: all)")
-    parser.add_argument("-o", "--out", metavar="DIR", help="output folder (default: benchmarks/results)")
+    parser.add_argument("-o", "--output", dest="out", metavar="DIR", help="output folder (default: benchmarks/results)")
+    parser.add_argument("--out", dest="out", help=argparse.SUPPRESS)  # the former spelling
     parser.add_argument(
         "--timeout", type=float, metavar="S", help="stop one benchmark after S seconds (default 900 with --quick, none with --full)"
     )

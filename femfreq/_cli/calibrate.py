@@ -3,7 +3,7 @@
 Examples:
   femfreq calibrate                          # embedded local cluster, one worker per core
   femfreq calibrate --workers 2 -o calib.json --primes 2:200000 --mandelbrot 2000x2000
-  femfreq calibrate --scheduler tcp://10.0.0.5:8786 -o calib.json
+  femfreq calibrate --scheduler tcp://127.0.0.1:8786 -o calib.json   # the one `femfreq cluster` started
   femfreq calibrate --hostfile hosts.txt
 
 The JSON keys are described in docs/calibration.md; ``task_overhead_s`` sets the smallest
@@ -63,11 +63,11 @@ def parse_size(text: str) -> tuple[int, int]:
 def add_args(parser) -> None:
     """Register the options of ``femfreq calibrate``."""
     add_cluster_args(parser)
-    parser.add_argument("-o", "--output", metavar="FILE.json", help="write the calibration JSON here")
+    parser.add_argument("-o", "--output", metavar="FILE.json", help="write the calibration JSON here (default: only print the report)")
     parser.add_argument("--full", action="store_true", help="more repeats and larger transfers (slower, steadier)")
-    parser.add_argument("--primes", metavar="A:B", type=parse_range, help="also run the primes workload over [A, B)")
-    parser.add_argument("--mandelbrot", metavar="WxH", type=parse_size, help="also compute a WxH Mandelbrot image")
-    parser.add_argument("--mandelbrot-out", metavar="FILE.h5", help="keep the Mandelbrot HDF5 (and .png preview) here")
+    parser.add_argument("--primes", metavar="A:B", type=parse_range, help="also run the primes workload over [A, B) (default: not run)")
+    parser.add_argument("--mandelbrot", metavar="WxH", type=parse_size, help="also compute a WxH Mandelbrot image (default: not run)")
+    parser.add_argument("--mandelbrot-out", metavar="FILE.h5", help="keep the Mandelbrot HDF5 (and .png preview) here (default: a temporary file, removed)")
 
 
 def _primes_report(client, a, b) -> dict:

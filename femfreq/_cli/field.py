@@ -17,9 +17,9 @@ from pathlib import Path
 def add_args(parser):
     parser.add_argument("model", help="model name (satellite, beam, rod) or a .toml model file")
     parser.add_argument("--level", type=int, help="mesh refinement level (default: the model's)")
-    parser.add_argument("--freq", type=float, required=True, help="frequency in Hz")
-    parser.add_argument("--solver", default="auto", help="direct solver: auto, superlu, pardiso")
-    parser.add_argument("-o", "--output", required=True, type=Path, help="output mesh file (.vtu, .xdmf, ...)")
+    parser.add_argument("--freq", type=float, required=True, help="frequency in Hz (required)")
+    parser.add_argument("--solver", default="auto", help="direct solver: auto, superlu, pardiso (default auto)")
+    parser.add_argument("-o", "--output", required=True, type=Path, help="output mesh file (.vtu, .xdmf, ...; required)")
 
 
 def run(args) -> int:

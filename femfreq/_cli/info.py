@@ -13,7 +13,7 @@ import argparse
 def add_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("model", help="a model file (.toml) or the name of a shipped model (satellite, beam, rod)")
     parser.add_argument("--level", type=int, default=None, help="mesh refinement level (default: the file's)")
-    parser.add_argument("--modes", type=int, default=0, metavar="K", help="also compute the K lowest natural frequencies")
+    parser.add_argument("--modes", type=int, default=0, metavar="K", help="also compute the K lowest natural frequencies (default 0: none)")
 
 
 def _fmt(value) -> str:

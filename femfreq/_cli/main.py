@@ -17,6 +17,17 @@ import sys
 
 from .. import __version__
 
+_DESCRIPTION = """Frequency response of finite-element rod structures, swept over a dask cluster.
+
+Every subcommand writes its file with -o/--output; `femfreq COMMAND --help` lists its
+options with their defaults and examples.
+
+Examples:
+  femfreq info satellite --modes 5
+  femfreq sweep satellite -o satellite.h5 --plot plots
+  femfreq plot satellite.h5 -o plots
+"""
+
 _PREFERRED_ORDER = ["mesh", "info", "modes", "sweep", "field", "plot", "cluster", "calibrate", "bench"]
 
 
@@ -32,10 +43,12 @@ def build_parser() -> argparse.ArgumentParser:
     """The argument parser with every subcommand registered."""
     parser = argparse.ArgumentParser(
         prog="femfreq",
-        description="Frequency response of finite-element rod structures, swept over a dask cluster.",
+        description=_DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"femfreq {__version__}")
-    parser.add_argument("-v", "--verbose", action="count", default=0, help="more log output (-vv for debug)")
+    parser.add_argument("-v", "--verbose", action="count", default=0,
+                        help="more log output, -vv for debug and tracebacks (default: warnings and progress only)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     for name in _subcommands():

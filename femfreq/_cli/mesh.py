@@ -24,9 +24,12 @@ from .. import mesh as meshmod
 def add_args(parser):
     parser.add_argument("input", metavar="INPUT", help="a .poly file, a .node file, or a model (.toml or shipped name)")
     group = parser.add_mutually_exclusive_group()
-    group.add_argument("--switches", "-s", metavar="S", help='Triangle switches, e.g. "pq30a0.1"')
-    group.add_argument("--level", "-l", type=int, metavar="N", help="refinement level of a model's mesh (1-based)")
-    parser.add_argument("-o", "--output", metavar="OUT", help="output file: .vtu, .xdmf, ... or a .node basename")
+    group.add_argument("--switches", "-s", metavar="S",
+                       help='Triangle switches, e.g. "pq30a0.1" (default "pq30" for a .poly; none for a .node)')
+    group.add_argument("--level", "-l", type=int, metavar="N",
+                       help="refinement level of a model's mesh, 1-based (default: the model's default_level)")
+    parser.add_argument("-o", "--output", metavar="OUT",
+                        help="output file: .vtu, .xdmf, ... or a .node basename (default: none, only print the counts)")
 
 
 def _model_path(spec: str) -> Path:

@@ -19,7 +19,7 @@ def add_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("model", help="a model file (.toml) or the name of a shipped model (satellite, beam, rod)")
     parser.add_argument("--level", type=int, default=None, help="mesh refinement level (default: the file's)")
     parser.add_argument("-k", type=int, default=10, help="number of modes (default 10)")
-    parser.add_argument("-o", "--output", type=Path, default=None, help="write the mode shapes (e.g. modes.vtu)")
+    parser.add_argument("-o", "--output", type=Path, default=None, help="write the mode shapes (e.g. modes.vtu; default: none, only print the frequencies)")
 
 
 def write_modes(path, model, freqs_hz, shapes_full) -> Path:

@@ -8,6 +8,7 @@ Examples:
 
 from __future__ import annotations
 
+import argparse
 import os
 import sys
 
@@ -16,8 +17,9 @@ def add_args(parser):
     from femfreq.plots import PLOTS
 
     parser.add_argument("results", metavar="RESULTS.h5", help="a result file written by femfreq sweep")
-    parser.add_argument("-o", "--output-dir", metavar="DIR",
+    parser.add_argument("-o", "--output", dest="output_dir", metavar="DIR",
                         help="where to write the figures (default: next to RESULTS.h5)")
+    parser.add_argument("--output-dir", dest="output_dir", help=argparse.SUPPRESS)  # the former spelling
     parser.add_argument("--what", default=None, metavar="LIST",
                         help=f"comma-separated figures among {','.join(PLOTS)} (default frf,time,residual)")
     parser.add_argument("--format", default="png", choices=["png", "pdf", "svg"], help="image format (default png)")

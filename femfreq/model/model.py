@@ -104,6 +104,34 @@ def _eliminate(A, full_to_free, n_free):
     return sp.csc_matrix((A.data[keep], indices, indptr), shape=(n_free, n_free))
 
 
+def _lost_load(points, edges, fixed, b):
+    """Why no part of the full load ``b`` reaches a free DOF (a message), or None if some does.
+
+    ``fixed`` are the fixed full DOF; a node in no rod counts as fixed (the Model fixes it).
+    """
+    loaded = np.flatnonzero(b)
+    if loaded.size == 0:
+        return "the load vector is zero; the response would be zero"
+    free = np.ones(b.size, dtype=bool)
+    free[fixed] = False
+    connected = np.zeros(points.shape[0], dtype=bool)
+    connected[np.asarray(edges).ravel()] = True
+    free[2 * np.flatnonzero(~connected)] = False
+    free[2 * np.flatnonzero(~connected) + 1] = False
+    if free[loaded].any():
+        return None
+    nodes = np.unique(loaded // 2)
+    node = int(nodes[0])
+    x, y = points[node]
+    where = f"node {node} ({x:g}, {y:g})" if nodes.size == 1 else f"{nodes.size} nodes (first: node {node} at ({x:g}, {y:g}))"
+    if not connected[node]:
+        why = f"node {node} belongs to no rod"
+    else:
+        comps = " and ".join("xy"[d % 2] for d in loaded[loaded // 2 == node])
+        why = f"its {comps} DOF {'are' if ' ' in comps else 'is'} fixed"
+    return f"the load at {where} acts only on fixed DOF ({why}); the response would be zero"
+
+
 @dataclass(frozen=True, eq=False)
 class Model:
     """A planar rod structure with its constraints, load and outputs.
@@ -123,7 +151,8 @@ class Model:
     fixed_dofs : (k,) int array, optional
         Full DOF fixed to zero; they are eliminated from the reduced matrices.
     b_full : (2 n,) array, optional
-        Load vector on the full DOF (required by :meth:`system`).
+        Load vector on the full DOF (required by :meth:`system`). Part of it may act on
+        fixed DOF (that part is lost, with a warning), but not all of it.
     output_dofs_full : (k,) int array, optional
         Full DOF whose response a sweep keeps (default: every free DOF).
     name, description : str, optional
@@ -133,6 +162,12 @@ class Model:
         Where the model came from (file, level, mesh switches...).
     mesh : femfreq.mesh.Mesh, optional
         The triangle mesh the rods came from (for exports and plots).
+
+    Raises
+    ------
+    ValueError
+        Bad arrays; every DOF fixed; a load that acts only on fixed DOF (or is zero),
+        whose response would be zero; an output DOF that is fixed.
 
     Notes
     -----
@@ -218,6 +253,9 @@ class Model:
                 raise ValueError(f"b_full must have shape ({n_dof},) (has shape {np.shape(self.b_full)})")
             if not np.all(np.isfinite(b)):
                 raise ValueError(f"b_full has a non-finite entry at DOF {int(np.flatnonzero(~np.isfinite(b))[0])}")
+            lost = _lost_load(points, edges, fixed, b)
+            if lost:
+                raise ValueError(lost)
             on_fixed = fixed[b[fixed] != 0]
             if on_fixed.size:
                 warnings.warn(

@@ -25,10 +25,10 @@ def _spec_numbers(spec, key, shape):
     return arr
 
 
-_SELECTORS = {"box": set(), "line": {"tol"}, "near": set(), "circle": {"radius"}}
+_SELECTORS = {"box": set(), "line": {"tol"}, "near": {"tol"}, "circle": {"radius"}}
 
 
-def select_nodes(points, spec) -> np.ndarray:
+def select_nodes(points, spec, *, edges=None) -> np.ndarray:
     """Nodes selected by a geometric specification.
 
     Parameters
@@ -41,8 +41,15 @@ def select_nodes(points, spec) -> np.ndarray:
         - ``{"box": [xmin, ymin, xmax, ymax]}``: nodes inside the box (inclusive);
         - ``{"line": [[x0, y0], [x1, y1]], "tol": t}``: nodes within ``t`` of the
           segment (default ``t``: 1e-9 times the size of the model);
-        - ``{"near": [x, y]}``: the single node nearest to the point;
+        - ``{"near": [x, y], "tol": t}``: the single node nearest to the point, which
+          must lie within ``t`` of it (default ``t``: the longest rod of the model when
+          ``edges`` are given, else the size of the model, the diagonal of its bounding box);
         - ``{"circle": [x, y], "radius": r}``: nodes within ``r`` of the point.
+    edges : (m, 2) int array, optional
+        The rods; they set the default ``tol`` of a ``near`` selection. Any point on a
+        triangulated structure is within its longest rod of a node (the farthest a point
+        of a triangle can be from the nearest corner is its longest side), so a point
+        farther than that from every node is off the structure.
 
     Returns
     -------
@@ -52,7 +59,8 @@ def select_nodes(points, spec) -> np.ndarray:
     Raises
     ------
     ValueError
-        If the spec is malformed or selects no node (quoting the spec).
+        If the spec is malformed or selects no node, or a ``near`` point is farther
+        than its ``tol`` from every node (quoting the spec and the distance).
 
     Examples
     --------
@@ -74,6 +82,18 @@ def select_nodes(points, spec) -> np.ndarray:
         raise ValueError(f"selection {spec!r}: unknown key {sorted(extra)[0]!r} for a {kind!r} selection")
     if points.shape[0] == 0:
         raise ValueError(f"selection {spec!r} selects no node (the model has no nodes)")
+    mask = _mask(kind, spec, points, edges)
+    nodes = np.flatnonzero(mask).astype(np.int64)
+    if nodes.size == 0:
+        lo, hi = points.min(axis=0), points.max(axis=0)
+        raise ValueError(
+            f"selection {spec!r} selects no node (the nodes span x {lo[0]:g}..{hi[0]:g}, y {lo[1]:g}..{hi[1]:g})"
+        )
+    return nodes
+
+
+def _mask(kind, spec, points, edges):
+    """(n,) bool: the nodes a selection of ``kind`` takes (see :func:`select_nodes`)."""
     x, y = points[:, 0], points[:, 1]
     if kind == "box":
         xmin, ymin, xmax, ymax = _spec_numbers(spec, "box", (4,))
@@ -90,21 +110,39 @@ def select_nodes(points, spec) -> np.ndarray:
         mask = np.hypot(x - (x0 + t * dx), y - (y0 + t * dy)) <= tol
     elif kind == "near":
         px, py = _spec_numbers(spec, "near", (2,))
+        nearest = int(np.argmin((x - px) ** 2 + (y - py) ** 2))
+        _check_near(spec, points, edges, nearest)
         mask = np.zeros(points.shape[0], dtype=bool)
-        mask[int(np.argmin((x - px) ** 2 + (y - py) ** 2))] = True
+        mask[nearest] = True
     else:
         cx, cy = _spec_numbers(spec, "circle", (2,))
         if "radius" not in spec:
             raise ValueError(f"selection {spec!r}: a circle needs a 'radius'")
         r = _spec_scalar(spec, "radius", None)
         mask = np.hypot(x - cx, y - cy) <= r
-    nodes = np.flatnonzero(mask).astype(np.int64)
-    if nodes.size == 0:
+    return mask
+
+
+def _check_near(spec, points, edges, nearest):
+    """ValueError if the ``near`` point of ``spec`` is farther than its tolerance from ``nearest``."""
+    distance = float(np.hypot(*(points[nearest] - np.asarray(spec["near"], dtype=np.float64))))
+    if "tol" in spec:
+        tol, rule = _spec_scalar(spec, "tol", None), "its 'tol'"
+    elif edges is not None and np.size(edges):
+        edges = np.asarray(edges).reshape(-1, 2)
+        if not np.issubdtype(edges.dtype, np.integer) or edges.min() < 0 or edges.max() >= points.shape[0]:
+            raise ValueError(f"edges must be node ids in 0..{points.shape[0] - 1}")
+        ends = points[edges]
+        tol, rule = float(np.hypot(*(ends[:, 1] - ends[:, 0]).T).max()), "the longest rod, the default 'tol'"
+    else:
         lo, hi = points.min(axis=0), points.max(axis=0)
+        tol, rule = float(np.hypot(*(hi - lo))), "the size of the model, the default 'tol'"
+    if distance > tol:
+        x, y = points[nearest]
         raise ValueError(
-            f"selection {spec!r} selects no node (the nodes span x {lo[0]:g}..{hi[0]:g}, y {lo[1]:g}..{hi[1]:g})"
+            f"selection {spec!r}: the nearest node, {nearest} at ({x:g}, {y:g}), is {distance:.4g} away, "
+            f"farther than {tol:.4g} ({rule}); the point is off the structure (give 'tol' to accept it)"
         )
-    return nodes
 
 
 def _spec_scalar(spec, key, default):
@@ -121,7 +159,7 @@ def _directions(value, what):
     return np.array(_DIRECTIONS[value], dtype=np.int64)
 
 
-def fixed_dofs_from(points, constraints) -> np.ndarray:
+def fixed_dofs_from(points, constraints, *, edges=None) -> np.ndarray:
     """Full DOF fixed by a list of constraints.
 
     Parameters
@@ -130,6 +168,8 @@ def fixed_dofs_from(points, constraints) -> np.ndarray:
         Node coordinates.
     constraints : list of dict
         Each ``{"select": <selection>, "fix": "x" | "y" | "xy"}`` (see :func:`select_nodes`).
+    edges : (m, 2) int array, optional
+        The rods (the default ``tol`` of ``near``; see :func:`select_nodes`).
 
     Returns
     -------
@@ -141,12 +181,12 @@ def fixed_dofs_from(points, constraints) -> np.ndarray:
         if not isinstance(c, dict) or "select" not in c:
             raise ValueError(f"a constraint must be {{'select': ..., 'fix': 'x'|'y'|'xy'}} (got {c!r})")
         comps = _directions(c.get("fix", "xy"), "constraint 'fix'")
-        nodes = select_nodes(points, c["select"])
+        nodes = select_nodes(points, c["select"], edges=edges)
         dofs.append((2 * nodes[:, None] + comps[None, :]).ravel())
     return np.unique(np.concatenate(dofs))
 
 
-def load_vector(points, select, direction=(0.0, -1.0), magnitude=1.0) -> np.ndarray:
+def load_vector(points, select, direction=(0.0, -1.0), magnitude=1.0, *, edges=None) -> np.ndarray:
     """Full load vector ``b``: a point force on each selected node.
 
     Parameters
@@ -159,6 +199,8 @@ def load_vector(points, select, direction=(0.0, -1.0), magnitude=1.0) -> np.ndar
         Force direction; normalised to unit length.
     magnitude : float
         Force magnitude on each selected node.
+    edges : (m, 2) int array, optional
+        The rods (the default ``tol`` of ``near``; see :func:`select_nodes`).
 
     Returns
     -------
@@ -169,14 +211,14 @@ def load_vector(points, select, direction=(0.0, -1.0), magnitude=1.0) -> np.ndar
     if d.shape != (2,) or not np.all(np.isfinite(d)) or not np.any(d != 0):
         raise ValueError(f"load direction must be two finite numbers, not both zero (got {direction!r})")
     magnitude = v.as_float("load magnitude", magnitude)
-    nodes = select_nodes(points, select)
+    nodes = select_nodes(points, select, edges=edges)
     b = np.zeros(2 * points.shape[0])
     b[2 * nodes] = magnitude * d[0] / np.hypot(*d)
     b[2 * nodes + 1] = magnitude * d[1] / np.hypot(*d)
     return b
 
 
-def output_dofs_from(points, select, directions="xy") -> np.ndarray:
+def output_dofs_from(points, select, directions="xy", *, edges=None) -> np.ndarray:
     """Full output DOF: the given components of the selected nodes, node by node.
 
     Parameters
@@ -187,6 +229,8 @@ def output_dofs_from(points, select, directions="xy") -> np.ndarray:
         Selection (see :func:`select_nodes`).
     directions : {"x", "y", "xy"}
         Components kept.
+    edges : (m, 2) int array, optional
+        The rods (the default ``tol`` of ``near``; see :func:`select_nodes`).
 
     Returns
     -------
@@ -194,5 +238,5 @@ def output_dofs_from(points, select, directions="xy") -> np.ndarray:
         Full DOF indices ordered by node, then x before y.
     """
     comps = _directions(directions, "output 'directions'")
-    nodes = select_nodes(points, select)
+    nodes = select_nodes(points, select, edges=edges)
     return (2 * nodes[:, None] + comps[None, :]).ravel()

@@ -18,7 +18,7 @@ import numpy as np
 from .. import _validate as v
 from ..errors import ReadError
 from ..mesh import mesh_levels, read_poly, read_triangle_mesh
-from .model import Damping, LoadHistory, Model
+from .model import Damping, LoadHistory, Model, _lost_load
 from .selectors import fixed_dofs_from, load_vector, output_dofs_from
 
 __all__ = ["load_model", "models_dir", "shipped_models"]
@@ -128,12 +128,12 @@ class _File:
         except (TypeError, ValueError) as exc:
             raise self.error(str(exc), key) from None
 
-    def call(self, key, func, *args):
-        """``func(*args)``; its ValueError/TypeError becomes a ReadError at the line of ``key``."""
+    def call(self, key, func, prefix=""):
+        """``func()``; its ValueError/TypeError becomes a ReadError ``prefix + message`` at the line of ``key``."""
         try:
-            return func(*args)
+            return func()
         except (ValueError, TypeError) as exc:
-            raise self.error(str(exc), key) from None
+            raise self.error(prefix + str(exc), key) from None
 
 
 def _resolve_model_path(path_or_name) -> Path:
@@ -177,7 +177,9 @@ def load_model(path_or_name, *, level: int | None = None, **overrides) -> Model:
         No such file or shipped model.
     ValueError
         (:class:`femfreq.errors.ReadError` for file content) unknown keys, bad values,
-        selections that select no node, outputs on fixed DOF, a bad level.
+        selections that select no node, a ``near`` point farther than its ``tol`` from
+        every node, a load that acts only on fixed DOF or on nodes in no rod (or is zero),
+        outputs on fixed DOF or on nodes in no rod, a bad level.
     TypeError
         An unknown override.
 
@@ -189,6 +191,11 @@ def load_model(path_or_name, *, level: int | None = None, **overrides) -> Model:
     of ``n`` collinear rods along x or y; as a straight chain has no transverse
     stiffness, the transverse DOF of all its nodes are fixed, leaving the axial
     DOF only.
+
+    A ``near = [x, y]`` selection takes the node nearest to the point, which must lie
+    within ``tol`` of it: by default the longest rod of the model, as any point on the
+    structure is that close to a node; a point farther off is an error naming the
+    distance (give ``tol`` to accept it).
     """
     path = _resolve_model_path(path_or_name)
     f, data = _read(path, overrides)
@@ -196,10 +203,10 @@ def load_model(path_or_name, *, level: int | None = None, **overrides) -> Model:
         raise f.error("the model needs a [mesh] section")
     points, edges, extra_fixed, source, mesh = _build_mesh(f, path.parent, data["mesh"], level)
     E, rho, area, lumped, damping = _material(f, data, n_dof=2 * points.shape[0])
-    fixed = f.call("constraints", fixed_dofs_from, points, data.get("constraints", []))
+    fixed = f.call("constraints", lambda: fixed_dofs_from(points, data.get("constraints", []), edges=edges))
     fixed = np.union1d(fixed, extra_fixed).astype(np.int64)
-    b_full, history = _load(f, data, points, path.parent)
-    output_dofs = _outputs(f, data, points, fixed)
+    b_full, history = _load(f, data, points, edges, fixed, path.parent)
+    output_dofs = _outputs(f, data, points, edges, fixed)
     name = data.get("name", path.stem)
     description = data.get("description", "")
     if not isinstance(name, str) or not isinstance(description, str):
@@ -278,15 +285,22 @@ def _material(f: _File, data: dict, n_dof: int):
     return E, rho, area, mass_kind == "lumped", damping
 
 
-def _load(f: _File, data: dict, points, base: Path):
-    """(b_full, LoadHistory) from [load], or (None, None) without one; history paths relative to ``base``."""
+def _load(f: _File, data: dict, points, edges, fixed, base: Path):
+    """(b_full, LoadHistory) from [load], or (None, None) without one; history paths relative to ``base``.
+
+    A ReadError if no part of the load reaches a free DOF (a node in no rod counts as fixed).
+    """
     if "load" not in data:
         return None, None
     load = data["load"]
     if "select" not in load:
         raise f.error("[load] needs 'select' (e.g. select = { near = [x, y] })", "load")
     magnitude = f.number(load, "load", "magnitude", 1.0)
-    b_full = f.call("load", load_vector, points, load["select"], load.get("direction", [0.0, -1.0]), magnitude)
+    direction = load.get("direction", [0.0, -1.0])
+    b_full = f.call("load", lambda: load_vector(points, load["select"], direction, magnitude, edges=edges), "[load] ")
+    lost = _lost_load(points, edges, fixed, b_full)
+    if lost:
+        raise f.error(f"[load] select = {load['select']!r}: {lost}", "load")
     hist = load.get("history", "pyroshock")
     if not isinstance(hist, str):
         raise f.error(f"[load] history must be 'pyroshock' or a file name (got {hist!r})", "history")
@@ -303,18 +317,25 @@ def _load(f: _File, data: dict, points, base: Path):
     return b_full, history
 
 
-def _outputs(f: _File, data: dict, points, fixed):
-    """Full output DOF from [output] (None without one); a ReadError if one is fixed."""
+def _outputs(f: _File, data: dict, points, edges, fixed):
+    """Full output DOF from [output] (None without one); a ReadError if one is fixed or in no rod."""
     if "output" not in data:
         return None
     out = data["output"]
     if "select" not in out:
         raise f.error("[output] needs 'select'", "output")
-    output_dofs = f.call("output", output_dofs_from, points, out["select"], out.get("directions", "xy"))
-    bad = np.isin(output_dofs, fixed)
-    if bad.any():
-        d = int(output_dofs[bad][0])
-        raise f.error(f"output DOF {d} (node {d // 2}, {'xy'[d % 2]}) is fixed; outputs must be free DOF", "output")
+    directions = out.get("directions", "xy")
+    output_dofs = f.call("output", lambda: output_dofs_from(points, out["select"], directions, edges=edges))
+    connected = np.zeros(points.shape[0], dtype=bool)
+    connected[edges.ravel()] = True
+    for bad, why in ((np.isin(output_dofs, fixed), "is fixed"), (~connected[output_dofs // 2], "is on a node in no rod")):
+        if bad.any():
+            d = int(output_dofs[bad][0])
+            raise f.error(
+                f"[output] select = {out['select']!r}: output DOF {d} (node {d // 2}, {'xy'[d % 2]}) {why}; "
+                "outputs must be free DOF, where the response means something",
+                "output",
+            )
     return output_dofs
 
 
