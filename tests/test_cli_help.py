@@ -13,8 +13,8 @@ COMMANDS = ["mesh", "info", "modes", "sweep", "field", "plot", "cluster", "calib
 WRITES = {"mesh", "modes", "sweep", "field", "plot", "calibrate", "bench"}
 #: help texts that live in modules outside this change (sweep.py, cluster.py, _cli/_common.py)
 _PENDING = "its help text lives in a module of another change (see the report of the firsthour branch)"
-NO_EXAMPLES_YET = {"cluster"}
-NO_DEFAULTS_YET = {"sweep", "calibrate", "cluster"}
+NO_EXAMPLES_YET = set()
+NO_DEFAULTS_YET = set()
 
 
 def _help(capsys, argv) -> str:

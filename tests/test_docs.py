@@ -38,7 +38,7 @@ def _blocks():
 BLOCKS = list(_blocks())
 IDS = [f"{doc}:{line}" for doc, line, _, _ in BLOCKS]
 #: docs whose block is fixed in another change (the runnable text is in the firsthour branch's report)
-_PENDING = {"docs/vibration.md": "uses result, t and accel it never defines"}
+_PENDING = {}
 RUN = [pytest.param(*block, id=i, marks=pytest.mark.xfail(strict=True, reason=_PENDING[block[0]]))
        if block[0] in _PENDING else pytest.param(*block, id=i) for block, i in zip(BLOCKS, IDS)]
 

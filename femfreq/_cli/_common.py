@@ -11,12 +11,12 @@ def add_cluster_args(parser, *, serial: bool = False) -> None:
     where = parser.add_mutually_exclusive_group()
     if serial:
         where.add_argument("--serial", action="store_true", help="solve in this process, without dask")
-    where.add_argument("--scheduler", metavar="ADDRESS", help="an existing dask scheduler (tcp://... or tls://...)")
-    where.add_argument("--hostfile", metavar="FILE", help="start a cluster over SSH on these hosts")
+    where.add_argument("--scheduler", metavar="ADDRESS", help="an existing dask scheduler, tcp://... or tls://... (default: an embedded local cluster)")
+    where.add_argument("--hostfile", metavar="FILE", help="start a cluster over SSH on these hosts (default: an embedded local cluster)")
     parser.add_argument("--workers", type=int, help="workers of the embedded local cluster (default: one per core)")
-    parser.add_argument("--tls-ca", help="TLS CA file for a tls:// scheduler")
-    parser.add_argument("--tls-cert", help="TLS client certificate (with its key, or see --tls-key)")
-    parser.add_argument("--tls-key", help="TLS client key")
+    parser.add_argument("--tls-ca", help="TLS CA file for a tls:// scheduler (default: none, plain tcp://)")
+    parser.add_argument("--tls-cert", help="TLS client certificate, with its key or see --tls-key (default: none)")
+    parser.add_argument("--tls-key", help="TLS client key (default: the one in the --tls-cert file)")
 
 
 def mesh_output(path, *, triangle: bool = False):

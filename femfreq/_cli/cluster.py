@@ -8,6 +8,12 @@ Local (default): worker processes on this machine, listening on --host (loopback
 by default). With --hostfile: over SSH, the scheduler on the file's first host and
 one worker per line, TLS by default (the certificates are written to --cert-dir,
 or to a temporary directory removed at exit; give clients that directory).
+
+Examples:
+  femfreq cluster                                    # local workers on tcp://127.0.0.1:8786
+  femfreq cluster --workers 4 --scheduler-port 0     # any free port
+  femfreq cluster --hostfile hosts --ssh-user me --cert-dir certs   # over SSH, TLS
+  femfreq sweep satellite --scheduler tcp://127.0.0.1:8786          # then, in another shell
 """
 
 from __future__ import annotations
@@ -27,7 +33,7 @@ def add_args(parser):
     """Register the ``femfreq cluster`` options."""
     where = parser.add_argument_group("where")
     where.add_argument("--hostfile", metavar="FILE",
-                       help="start over SSH on the hosts of FILE (one per line, '#' comments, repeats = more workers)")
+                       help="start over SSH on the hosts of FILE (one per line, '#' comments, repeats = more workers; default: a local cluster)")
     where.add_argument("--workers", type=int, default=None, metavar="N",
                        help="local workers (default: one per core)")
     where.add_argument("--threads-per-worker", type=int, default=1, metavar="T", help="threads per worker (default 1)")
@@ -43,7 +49,8 @@ def add_args(parser):
     sec.add_argument("--no-tls", action="store_true",
                      help="host file without TLS: anyone who can reach the port can run code as you")
     sec.add_argument("--cert-dir", metavar="DIR",
-                     help="TLS certificates ca.pem, cert.pem, key.pem in DIR (created if missing)")
+                     help="TLS certificates ca.pem, cert.pem, key.pem in DIR (created if missing; "
+                          "default: a temporary directory, removed at exit)")
     add_ssh_args(parser)
 
 

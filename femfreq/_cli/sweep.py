@@ -4,7 +4,7 @@ Examples:
   femfreq sweep satellite                       # default level, embedded dask cluster
   femfreq sweep satellite --level 5 --method fast -o sat5.h5 --plot plots/
   femfreq sweep models/beam.toml --freqs 0:500:201 --serial
-  femfreq sweep satellite --scheduler tcp://10.0.0.5:8786 --resume -o sat.h5
+  femfreq sweep satellite --scheduler tcp://127.0.0.1:8786 --resume -o sat.h5
   femfreq sweep satellite --hostfile hosts --ssh-user me --ssh-key ~/.ssh/id_cluster
   femfreq sweep --matrices input.mat -o result.mat   # matrices built in MATLAB
 """
@@ -22,7 +22,7 @@ from ._common import add_cluster_args, add_ssh_args, security_from_args, ssh_opt
 def add_args(parser):
     parser.add_argument("model", nargs="?", help="model name (satellite, beam, rod) or a .toml model file")
     parser.add_argument("--level", type=int, help="mesh refinement level (default: the model's)")
-    parser.add_argument("--matrices", metavar="FILE.mat", help="solve K, C, M, b, freqs, P from a .mat file (MATLAB route)")
+    parser.add_argument("--matrices", metavar="FILE.mat", help="solve K, C, M, b, freqs, P from a .mat file (MATLAB route; default: build MODEL)")
     parser.add_argument("--freqs", metavar="SPEC",
                         help="frequencies in Hz: 'start:stop:n', 'log:start:stop:n' or a comma list "
                              "(default: the rfft bins of the load history)")
@@ -31,16 +31,16 @@ def add_args(parser):
                         help="direct solve per frequency, or the certified reduced-order sweep (default direct)")
     parser.add_argument("--solver", default="auto", help="direct solver: auto, superlu, pardiso (default auto)")
     parser.add_argument("--tol", type=float, default=1e-6, help="relative residual that certifies a frequency (default 1e-6)")
-    parser.add_argument("-g", "--structural-damping", type=float, dest="g", help="structural damping g, K(1 + i g)")
+    parser.add_argument("-g", "--structural-damping", type=float, dest="g", help="structural damping g, K(1 + i g) (default: the model's [damping] g, or the .mat file's, else 0)")
     add_cluster_args(parser, serial=True)
     add_ssh_args(parser)
     parser.add_argument("--calibration", metavar="FILE.json",
-                        help="cluster calibration from 'femfreq calibrate -o' (sets chunk sizes)")
+                        help="cluster calibration from 'femfreq calibrate -o' (sets chunk sizes; default: built-in figures)")
     parser.add_argument("-o", "--output", help="result file (.h5; .mat with --matrices); default <model>.h5")
     parser.add_argument("--resume", action="store_true", help="continue an interrupted sweep in the result file")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing result file")
     parser.add_argument("--skip-singular", action="store_true", help="skip singular frequencies (0 Hz of a free model)")
-    parser.add_argument("--plot", metavar="DIR", nargs="?", const=".", help="also write FRF/time/mesh PNGs into DIR")
+    parser.add_argument("--plot", metavar="DIR", nargs="?", const=".", help="also write FRF/time/mesh PNGs into DIR (default: no plots; DIR defaults to .)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
