@@ -24,6 +24,7 @@ __all__ = [
     "PardisoError",
     "ClusterError",
     "SweepInterrupted",
+    "OutputLockedError",
 ]
 
 
@@ -91,6 +92,30 @@ class PardisoError(FemfreqError, RuntimeError):
 
     def __reduce__(self):
         return (type(self), (str(self), self.code))
+
+
+class OutputLockedError(FemfreqError, BlockingIOError):
+    """Another process is writing the same result file (one output, one writer).
+
+    Attributes
+    ----------
+    path : str
+        The result file.
+    pid : int or None
+        The process holding it, when known.
+    """
+
+    def __init__(self, message: str, *, path, pid=None):
+        super().__init__(message)
+        self.path = str(path)
+        self.pid = None if pid is None else int(pid)
+
+    def __reduce__(self):
+        return (_rebuild_locked, (str(self), self.path, self.pid))
+
+
+def _rebuild_locked(message, path, pid):
+    return OutputLockedError(message, path=path, pid=pid)
 
 
 class ClusterError(FemfreqError, RuntimeError):

@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 
 import femfreq
+from femfreq.errors import OutputLockedError
 from femfreq.results import ResultWriter, read_results
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -175,8 +176,9 @@ def test_a_second_writer_of_one_output_fails_at_once_naming_the_holder(tmp_path)
         _one_error_line(proc, f"result file '{out}' is being written by another femfreq process",
                         f"PID {holder.pid}")
         K, M, b = _chain()
-        with pytest.raises(BlockingIOError, match=f"PID {holder.pid}"):
+        with pytest.raises(OutputLockedError, match=f"PID {holder.pid}") as caught:
             _sweep(K, M, b, out)
+        assert caught.value.pid == holder.pid and caught.value.path == str(out)
         assert not out.exists()
     finally:
         holder.kill()  # SIGKILL: the kernel drops the lock, the stale lock file must not block

@@ -12,6 +12,8 @@ from __future__ import annotations
 import fcntl
 import os
 
+from ..errors import OutputLockedError
+
 __all__ = ["OutputLock"]
 
 
@@ -20,7 +22,7 @@ class OutputLock:
 
     Raises
     ------
-    BlockingIOError
+    femfreq.errors.OutputLockedError
         Another process holds the lock (the message names the output and that PID).
     """
 
@@ -36,9 +38,10 @@ class OutputLock:
                 holder = _read_pid(fd)
                 os.close(fd)
                 who = f" (PID {holder})" if holder else ""
-                raise BlockingIOError(
+                raise OutputLockedError(
                     f"result file {self.path!r} is being written by another femfreq process{who}; "
-                    f"wait for it to end or choose another output (lock: {self.lock_path})"
+                    f"wait for it to end or choose another output (lock: {self.lock_path})",
+                    path=self.path, pid=holder,
                 ) from None
             # the holder before us may have removed the lock file after we opened it: then
             # our lock is on an orphaned inode, so start again on the current file

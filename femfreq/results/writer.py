@@ -164,7 +164,7 @@ class ResultWriter:
             If the file exists and neither ``resume`` nor ``overwrite`` is given.
         IsADirectoryError
             If ``path`` is a directory.
-        BlockingIOError
+        femfreq.errors.OutputLockedError
             If another process writes this path (the message names its PID).
         ValueError
             Bad arguments; with ``resume``, a file that is not a femfreq result file,
