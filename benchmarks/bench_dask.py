@@ -28,9 +28,9 @@ import numpy as np
 from benchmarks._common import markdown
 
 
-def noop_chunk(system, index, freqs_hz, load, *, method="direct", solver="auto", options=None):
+def noop_chunk(system, index, freqs_hz, load, method=None):
     """A chunk function that solves nothing (measures the pipeline's own cost)."""
-    from femfreq.sweep import ChunkResult
+    from femfreq.execute.task import ChunkResult
 
     k = len(index)
     n_out = system.output_dofs.size
@@ -80,7 +80,8 @@ def _side_by_side(client, system, freqs, solver, repeats):
 
     Pinned tasks, analysis already done (warm caches): no scheduling, no scatter in it.
     """
-    from femfreq.sweep import solve_chunk
+    from femfreq.execute.task import solve_chunk
+    from femfreq.options import Direct
 
     workers = sorted(client.scheduler_info()["workers"])
     data = client.scatter(system, broadcast=True, hash=False)
@@ -88,7 +89,7 @@ def _side_by_side(client, system, freqs, solver, repeats):
 
     def timed(on):
         t0 = time.perf_counter()
-        futures = [client.submit(solve_chunk, data, *args, solver=solver, pure=False, workers=[w]) for w in on]
+        futures = [client.submit(solve_chunk, data, *args, Direct(solver=solver), pure=False, workers=[w]) for w in on]
         for f in futures:
             f.result()
         return time.perf_counter() - t0
@@ -118,7 +119,8 @@ def run(quick: bool = True) -> dict:
     from femfreq.execute import open_client, run_on_dask
     from femfreq.options import Local
     from femfreq.plan import plan_chunks
-    from femfreq.sweep import solve_chunk
+    from femfreq.execute.task import solve_chunk
+    from femfreq.options import Direct
 
     level, n_freqs, repeats = (4, 48, 3) if quick else (5, 96, 3)
     n_workers = 2
@@ -135,21 +137,21 @@ def run(quick: bool = True) -> dict:
         clear_caches()
         with threadpool_limits(1):
             t0 = time.perf_counter()
-            out = solve_chunk(system, np.arange(n_freqs), freqs, load, solver=solver)
+            out = solve_chunk(system, np.arange(n_freqs), freqs, load, Direct(solver=solver))
             seconds = time.perf_counter() - t0
         clear_caches()
         return out, seconds
 
     # warm-up (imports, JIT, first allocations) in both, so that both measure a steady sweep
     with threadpool_limits(1):
-        solve_chunk(system, np.arange(2), freqs[:2], load[:2], solver=solver)
+        solve_chunk(system, np.arange(2), freqs[:2], load[:2], Direct(solver=solver))
     rows = []
     with open_client(Local(n_workers=n_workers, dashboard=False)) as client:
         from femfreq.solvers import clear_caches
 
         warm = [(np.array([i]), freqs[i : i + 1], load[i : i + 1]) for i in range(2 * n_workers)]
         t0 = time.perf_counter()
-        for _ in run_on_dask(client, system, warm, solver=solver):
+        for _ in run_on_dask(client, system, warm, method=Direct(solver=solver)):
             pass
         t_warm = time.perf_counter() - t0
         # serial and dask sweeps interleaved, medians: the machine's load swings
@@ -162,7 +164,7 @@ def run(quick: bool = True) -> dict:
                 tasks = [(p, freqs[p], load[p]) for p in plan]
             stats = {}
             t0 = time.perf_counter()
-            results = list(run_on_dask(client, system, tasks, solver=solver, stats=stats))
+            results = list(run_on_dask(client, system, tasks, method=Direct(solver=solver), stats=stats))
             t_dask_k = time.perf_counter() - t0
             t_serials.append(t_serial_k)
             t_dasks.append(t_dask_k)
