@@ -126,7 +126,11 @@ def solve(
     where = as_cluster(cluster)
     calibration = _calibration(where)  # a bad calibration file fails before any work
     system, model = _build_system(model_or_K, C, M, b, g=g, output_dofs=output_dofs)
-    freqs, P, history = _frequencies_and_load(model, freqs_hz, load)
+    freqs, P, history = _frequencies_and_load(model, freqs_hz, load, base=system.base is not None)
+    base = None
+    if system.base is not None:  # the load spectrum is the base acceleration; P = a_b (1 + alpha / (i w))
+        base = {"direction": system.base.direction, "acceleration": P, "influence": system.base.influence}
+        P = P * system.base.load_factor(2 * np.pi * freqs)
     _check_frequency_scale(system, freqs)
     outputs = _outputs(system, model)
     fingerprint = _fingerprint(system, method)
@@ -164,6 +168,7 @@ def solve(
             overwrite=overwrite,
             fingerprint=fingerprint,
             defer=True,  # nothing on disk until the first chunk is solved
+            base=base,
         ) as writer:
             todo = np.flatnonzero(~np.asarray(writer.done, dtype=bool))
             bar = _Progress(progress, freqs.size, freqs.size - todo.size, f"sweep {file_attrs['model_name']}")
@@ -242,16 +247,23 @@ def _chunks(system, todo, freqs, P, method, where, calibration):
         yield from run_on_dask(client, system, tasks, method=method)
 
 
-def _frequencies_and_load(model, freqs_hz, load):
-    """(freqs_hz, P, history): history is the History when the sweep is on its rfft grid."""
+def _frequencies_and_load(model, freqs_hz, load, base=False):
+    """(freqs_hz, P, history): history is the History when the sweep is on its rfft grid.
+
+    With ``base``, ``P`` is the base acceleration (default: the model base's acceleration).
+    """
     from . import spectra
 
     if freqs_hz is not None:
         if isinstance(load, (History, str, os.PathLike)):
             raise TypeError("a load history sets its own rfft frequencies: give either freqs_hz or a History")
         freqs = spectra.frequency_grid(freqs_hz)
-        P = v.load_spectrum(1.0 if load is None else load, freqs.size)
+        if load is None:
+            load = model.base.acceleration if base and getattr(model, "base", None) is not None else 1.0
+        P = v.load_spectrum(load, freqs.size)
         return freqs, P, None
+    if base and load is None:
+        raise ValueError("base motion needs frequencies: give freqs_hz (or a base acceleration History as load)")
     if load is None and model is not None:
         samples, dt, n_fft = model.load_history()
         if samples is not None:
@@ -283,7 +295,7 @@ def _build_system(model_or_K, C, M, b, *, g, output_dofs):
             system = model_or_K
         if g is not None and g != system.g:
             system = System(K=system.K, C=system.C, M=system.M, b=system.b, g=g,
-                            output_dofs=system.output_dofs, name=system.name)
+                            output_dofs=system.output_dofs, name=system.name, base=system.base)
     elif isinstance(model_or_K, (str, os.PathLike)):
         raise TypeError(
             f"solve() takes a Model, a System or matrices; load the model file first: "
@@ -320,9 +332,13 @@ def _fingerprint(system: System, method) -> dict:
 
     matrices = {name: digest(A.indptr, A.indices, A.data)
                 for name, A in (("K", system.K), ("C", system.C), ("M", system.M))}
-    return {"n_dof": system.n, **matrices, "b": digest(system.b), "output_dofs": digest(system.output_dofs),
-            "g": float(system.g), "method": method.name, "tol": float(method.tol), "solver": method.solver,
-            "skip_singular": int(method.skip_singular)}
+    out = {"n_dof": system.n, **matrices, "b": digest(system.b), "output_dofs": digest(system.output_dofs),
+           "g": float(system.g), "method": method.name, "tol": float(method.tol), "solver": method.solver,
+           "skip_singular": int(method.skip_singular)}
+    if system.base is not None:
+        out["base_direction"] = [float(c) for c in system.base.direction]
+    return out
+
 
 
 def _check_frequency_scale(system, freqs):
@@ -349,12 +365,13 @@ def _check_frequency_scale(system, freqs):
 
 
 def _outputs(system: System, model) -> dict:
+    dofs = system.output_dofs if system.base is None else system.output_dofs[: system.base.n_outputs]
     if model is not None:
-        full = np.asarray(model.free_dofs)[system.output_dofs]
+        full = np.asarray(model.free_dofs)[dofs]
         node = full // 2
         xy = np.asarray(model.points)[node]
     else:
-        full = system.output_dofs.copy()
+        full = dofs.copy()
         node = full // 2
         xy = np.full((full.size, 2), np.nan)
     return {"dof": full.astype(np.int64), "node": node.astype(np.int64),

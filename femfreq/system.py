@@ -21,7 +21,7 @@ from functools import cached_property
 import numpy as np
 import scipy.sparse as sp
 
-__all__ = ["System", "as_system"]
+__all__ = ["BaseCoupling", "System", "as_system"]
 
 
 def _as_sparse(name, A, n=None):
@@ -57,6 +57,82 @@ def _as_sparse(name, A, n=None):
 
 
 @dataclass(frozen=True, eq=False)
+class BaseCoupling:
+    """What a chunk needs to turn the relative solution into base-motion results.
+
+    Built by :func:`femfreq.model.base.base_coupling`; see ``docs/vibration.md``
+    ("Base excitation") for the formulation. With ``r_full`` the base motion per unit
+    base displacement on the full DOF (the influence vector on the free DOF, the base
+    direction on the driven DOF, 0 on the other fixed DOF), the force the base applies
+    to the structure, summed over the driven DOF per component, is
+
+        F(w) = E [(1 + i g) K_Bf + i w C_Bf - w^2 M_Bf] y
+               + [(1 + i g) k_r u_b + c_r v_b + m_r a_b]
+
+    with ``y`` the relative solution at the coupled free DOF, ``E`` the sum of the
+    driven rows per component, ``k_r, c_r, m_r = E (K, C, M) r_full`` on the driven
+    rows and ``u_b = -a_b / w^2``, ``v_b = a_b / (i w)``.
+
+    Attributes
+    ----------
+    direction : (2,) float64
+        Unit base direction.
+    n_outputs : int
+        Number of outputs (the first ``n_outputs`` of the System's ``output_dofs``).
+    coupled : (n_c,) int64
+        Reduced free DOF with a K, C or M entry in a driven row.
+    force_k, force_c, force_m : (2, n_c) float64
+        ``E K_Bf``, ``E C_Bf``, ``E M_Bf`` on the coupled DOF.
+    k_r, c_r, m_r : (2,) float64
+        ``E K r_full``, ``E C r_full``, ``E M r_full`` on the driven rows.
+    alpha : float
+        Mass-proportional damping (1/s): ``P(w) = a_b(w) (1 + alpha / (i w))``.
+    influence : (n_outputs,) float64
+        ``r`` at the outputs: absolute displacement = relative + ``r u_b``.
+    """
+
+    direction: np.ndarray
+    n_outputs: int
+    coupled: np.ndarray
+    force_k: np.ndarray
+    force_c: np.ndarray
+    force_m: np.ndarray
+    k_r: np.ndarray
+    c_r: np.ndarray
+    m_r: np.ndarray
+    alpha: float = 0.0
+    influence: np.ndarray | None = None
+
+    def load_factor(self, omega):
+        """``P / a_b = 1 + alpha / (i w)`` at angular frequencies ``omega`` (ValueError at 0 with alpha > 0)."""
+        w = np.asarray(omega, dtype=np.float64)
+        if self.alpha == 0:
+            return np.ones(w.shape, dtype=np.complex128)
+        if np.any(w == 0):
+            raise ValueError(
+                "with mass-proportional damping (alpha > 0) the base velocity a_b / (i w) is infinite "
+                "at 0 Hz: start the frequencies above 0"
+            )
+        return 1.0 + self.alpha / (1j * w)
+
+    def interface_force(self, omega, accel, y_coupled, g):
+        """(k, 2) complex interface force at ``omega`` (k,), base acceleration ``accel`` (k,)
+        and relative solution ``y_coupled`` (k, n_c)."""
+        w = np.asarray(omega, dtype=np.float64)[:, None]
+        a = np.asarray(accel, dtype=np.complex128)[:, None]
+        y = np.asarray(y_coupled, dtype=np.complex128)
+        F = (1 + 1j * g) * (y @ self.force_k.T) + 1j * w * (y @ self.force_c.T) - w**2 * (y @ self.force_m.T)
+        F = F + self.m_r * a
+        with np.errstate(divide="ignore", invalid="ignore"):
+            # exact zeros (rigid base: K r = 0; alpha = beta = 0) contribute nothing, even at 0 Hz
+            if np.any(self.k_r != 0):
+                F = F + (1 + 1j * g) * self.k_r * (-a / w**2)
+            if np.any(self.c_r != 0):
+                F = F + self.c_r * (a / (1j * w))
+        return F
+
+
+@dataclass(frozen=True, eq=False)
 class System:
     """Reduced matrices of one structure and the load and outputs of a sweep.
 
@@ -73,6 +149,11 @@ class System:
         0-based indices of the DOF whose response is kept (default: all).
     name : str, optional
         A label for logs and result files.
+    base : BaseCoupling, optional
+        Enforced base motion (:meth:`femfreq.model.Model.with_base`): then ``b = -M r``,
+        ``P(omega)`` is derived from the base acceleration, and ``output_dofs`` ends with
+        the free DOF coupled to the base (``base.coupled``), which the chunk task turns
+        into the interface force.
 
     Notes
     -----
@@ -98,6 +179,7 @@ class System:
     output_dofs: np.ndarray | None = None
     name: str = "system"
     token: str = field(default_factory=lambda: uuid.uuid4().hex)
+    base: BaseCoupling | None = None
 
     def __post_init__(self):
         K = _as_sparse("K", self.K)
@@ -139,6 +221,12 @@ class System:
         set_(self, "b", b)
         set_(self, "g", g)
         set_(self, "output_dofs", out)
+        if self.base is not None:
+            if not isinstance(self.base, BaseCoupling):
+                raise TypeError(f"base must be a BaseCoupling (got {type(self.base).__name__})")
+            n_out = self.base.n_outputs
+            if out.size != n_out + self.base.coupled.size or np.any(out[n_out:] != self.base.coupled):
+                raise ValueError("with a base, output_dofs must be the outputs followed by base.coupled")
         self._align()
 
     # -- pattern -------------------------------------------------------------

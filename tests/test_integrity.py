@@ -143,7 +143,7 @@ def test_a_version_2_file_without_fingerprint_resumes_with_a_warning_and_gets_on
     with pytest.warns(UserWarning, match="without a fingerprint of the model: resuming it cannot check"):
         again = _sweep(K, M, b, out, resume=True)
     np.testing.assert_array_equal(again.response, first.response)
-    assert again.complete and again.attrs["format_version"] == 3
+    assert again.complete and again.attrs["format_version"] == 4
     with h5py.File(out, "r") as h5:
         assert "rows written before were not checked" in h5["fingerprint"].attrs["note"]
         assert h5.attrs["status"] == "complete"

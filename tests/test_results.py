@@ -356,7 +356,7 @@ def test_skipped_frequency_is_done_named_in_meaning_and_not_resumed(tmp_path, ca
     assert r.complete and r.missing.size == 0
     with h5py.File(path, "r") as h5:
         meaning = h5["method"].attrs["meaning"]
-        assert h5.attrs["format_version"] == FORMAT_VERSION == 3
+        assert h5.attrs["format_version"] == FORMAT_VERSION == 4
     assert meaning == MEANING and "3 skipped" in meaning
     n_chunks = len(r.chunks["start"])
     caplog.clear()
@@ -417,7 +417,7 @@ def test_reads_a_version_1_file_and_resuming_upgrades_it(tmp_path):
         w.write_chunk(_chunk([2], 1, method=Method.SKIPPED))
         w.finish()
     r = read_results(path)
-    assert r.complete and r.attrs["format_version"] == 3
+    assert r.complete and r.attrs["format_version"] == 4 and r.attrs["analysis"] == "point_load"
     np.testing.assert_array_equal(r.method, [3, 1, 3])
     np.testing.assert_array_equal(r.response[1], [0.5 - 0.25j])
     with h5py.File(path, "r") as h5:
@@ -425,14 +425,14 @@ def test_reads_a_version_1_file_and_resuming_upgrades_it(tmp_path):
 
 
 def test_a_newer_format_version_is_refused(tmp_path):
-    path = tmp_path / "v4.h5"
+    path = tmp_path / "v5.h5"
     with _create(path):
         pass
     with h5py.File(path, "r+") as h5:
-        h5.attrs["format_version"] = 4
-    with pytest.raises(ValueError, match="has result format version 4; this femfreq reads up to 3"):
+        h5.attrs["format_version"] = 5
+    with pytest.raises(ValueError, match="has result format version 5; this femfreq reads up to 4"):
         read_results(path)
-    with pytest.raises(ValueError, match=r"cannot resume .*format version 4; this femfreq writes 3"):
+    with pytest.raises(ValueError, match=r"cannot resume .*format version 5; this femfreq writes 4"):
         _create(path, resume=True)
 
 

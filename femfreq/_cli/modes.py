@@ -7,6 +7,7 @@ format) it writes each mass-normalised mode shape as a nodal vector field
 Examples:
     femfreq modes rod -k 5
     femfreq modes satellite --level 2 -k 20 -o sat_modes.vtu
+    femfreq modes satellite -k 50 --effective-mass   # MEFFMASS-like table
 """
 
 from __future__ import annotations
@@ -19,6 +20,9 @@ def add_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("model", help="a model file (.toml) or the name of a shipped model (satellite, beam, rod)")
     parser.add_argument("--level", type=int, default=None, help="mesh refinement level (default: the file's)")
     parser.add_argument("-k", type=int, default=10, help="number of modes (default 10)")
+    parser.add_argument("--effective-mass", action="store_true",
+                        help="print the modal effective mass along x and y, its fraction of the moving mass "
+                             "and the cumulative fraction (as Nastran's MEFFMASS; default: frequencies only)")
     parser.add_argument("-o", "--output", type=Path, default=None, help="write the mode shapes (e.g. modes.vtu; default: none, only print the frequencies)")
 
 
@@ -48,9 +52,12 @@ def run(args: argparse.Namespace) -> int:
     model = load_model(args.model, level=args.level)
     freqs, shapes = model.modes(args.k)
     print(f"# {model.name}: {model.n_free} free DOF; {len(freqs)} lowest natural frequencies")
-    print(f"{'mode':>4}  {'f (Hz)':>14}")
-    for i, f in enumerate(freqs, 1):
-        print(f"{i:>4}  {f:>14.6f}")
+    if args.effective_mass:
+        print(model.effective_mass(args.k).table())
+    else:
+        print(f"{'mode':>4}  {'f (Hz)':>14}")
+        for i, f in enumerate(freqs, 1):
+            print(f"{i:>4}  {f:>14.6f}")
     if args.output is not None:
         path = write_modes(args.output, model, freqs, shapes)
         print(f"mode shapes written to {path}")

@@ -4,6 +4,7 @@ Examples:
   femfreq sweep satellite                       # default level, embedded dask cluster
   femfreq sweep satellite --level 5 --method fast -o sat5.h5 --plot plots/
   femfreq sweep models/beam.toml --freqs 0:500:201 --serial
+  femfreq sweep satellite --base y --freqs log:5:2000:400 --serial   # shaker along y
   femfreq sweep satellite --scheduler tcp://127.0.0.1:8786 --resume -o sat.h5
   femfreq sweep satellite --hostfile hosts --ssh-user me --ssh-key ~/.ssh/id_cluster
   femfreq sweep --matrices input.mat -o result.mat   # matrices built in MATLAB
@@ -26,6 +27,9 @@ def add_args(parser):
     parser.add_argument("--freqs", metavar="SPEC",
                         help="frequencies in Hz: 'start:stop:n', 'log:start:stop:n' or a comma list "
                              "(default: the rfft bins of the load history)")
+    parser.add_argument("--base", metavar="DIR",
+                        help="enforced base motion: drive the constrained nodes along x, y or 'vx,vy' with unit "
+                             "acceleration (overrides the model's [base]; needs --freqs; default: the model's load)")
     parser.add_argument("--n-fft", type=int, help="FFT length of the load history (default: the model's)")
     parser.add_argument("--method", choices=["direct", "fast"], default="direct",
                         help="direct solve per frequency, or the certified reduced-order sweep (default direct)")
@@ -76,6 +80,10 @@ def run(args) -> int:
     if args.output:  # before the model is built
         _check_outputs([args.output], inputs=model_file, replace=True)
     model = femfreq.load_model(args.model, level=args.level)
+    if args.base is not None:
+        model = model.with_base(args.base, nodes=None if model.base is None else model.base.nodes)
+    if model.base is not None and args.freqs is None:
+        raise ValueError("base motion needs --freqs (e.g. --freqs log:5:2000:400)")
     out = Path(args.output or f"{model.name}.h5")
     _check_outputs([out], inputs=model_file, replace=True)
     load = None
@@ -91,6 +99,13 @@ def run(args) -> int:
     elapsed = time.perf_counter() - t0
     print(f"wrote {out}: {len(result.freqs_hz)} frequencies x {result.response.shape[1]} output DOF "
           f"in {elapsed:.1f} s ({_residual_summary(result)})")
+    if result.base is not None:
+        import numpy as np
+
+        d = result.base["direction"]
+        peak = np.nanmax(np.abs(result.transmissibility), axis=0)
+        print(f"base motion along ({d[0]:.3g}, {d[1]:.3g}): max transmissibility {np.nanmax(peak):.4g} "
+              f"({result.labels[int(np.nanargmax(peak))]})")
     if args.plot is not None:
         from femfreq import plots
 

@@ -46,6 +46,9 @@ class ChunkResult:
         Wall-clock start and end (epoch seconds).
     info : dict
         Method details (basis size, fallbacks, ...), small.
+    interface_force : (k, 2) complex128 or None
+        For base motion (``system.base``): the force the base applies to the structure,
+        x and y; None for a point load.
     """
 
     index: np.ndarray
@@ -57,6 +60,7 @@ class ChunkResult:
     t_start: float
     t_end: float
     info: dict | None = None
+    interface_force: np.ndarray | None = None
 
 
 def _worker_name() -> str:
@@ -113,9 +117,13 @@ def solve_chunk(system, index, freqs_hz, load, method: Direct | Fast | str = "di
         codes, info = band.method, dict(band.info or {})
     else:
         response, rel, bwd, codes, info = _direct(system, freqs_hz, load, method)
+    response = np.asarray(response, dtype=np.complex128)
+    force = None
+    if system.base is not None:
+        response, force = _base_results(system, freqs_hz, load, response)
     return ChunkResult(
         index=index,
-        response=np.asarray(response, dtype=np.complex128),
+        response=response,
         rel_residual=np.asarray(rel, dtype=np.float64),
         backward_error=np.asarray(bwd, dtype=np.float64),
         method=np.asarray(codes, dtype=np.int8),
@@ -123,7 +131,20 @@ def solve_chunk(system, index, freqs_hz, load, method: Direct | Fast | str = "di
         t_start=t_start,
         t_end=time.time(),
         info=info,
+        interface_force=force,
     )
+
+
+def _base_results(system, freqs_hz, load, response):
+    """Split the solution at the outputs and at the DOF coupled to the base: (response, interface force).
+
+    Only ``(k, 2)`` leaves the chunk: the coupled DOF are reduced to the force here.
+    """
+    base = system.base
+    omega = 2.0 * np.pi * freqs_hz
+    accel = load / base.load_factor(omega)  # P = a_b (1 + alpha / (i w))
+    force = base.interface_force(omega, accel, response[:, base.n_outputs:], system.g)
+    return np.ascontiguousarray(response[:, :base.n_outputs]), force
 
 
 def _direct(system, freqs_hz, load, method: Direct):

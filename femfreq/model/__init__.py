@@ -10,11 +10,14 @@ vector and the output DOF. :meth:`Model.matrices` assembles ``K`` and ``M`` with
 model shipped with femfreq, by name: see :func:`models_dir`).
 """
 
+from .base import Base, EffectiveMass
 from .model import Damping, LoadHistory, Model
 from .selectors import fixed_dofs_from, load_vector, output_dofs_from, select_nodes
 from .toml import load_model, models_dir, shipped_models
 
 __all__ = [
+    "Base",
+    "EffectiveMass",
     "Damping",
     "LoadHistory",
     "Model",

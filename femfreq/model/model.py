@@ -8,6 +8,7 @@ wraps them in a :class:`femfreq.system.System`. :class:`Damping` and
 
 from __future__ import annotations
 
+import dataclasses
 import warnings
 from dataclasses import dataclass, field
 
@@ -162,6 +163,9 @@ class Model:
         Where the model came from (file, level, mesh switches...).
     mesh : femfreq.mesh.Mesh, optional
         The triangle mesh the rods came from (for exports and plots).
+    base : femfreq.model.base.Base, optional
+        Enforced base motion (:meth:`with_base`): the sweep then drives these constrained
+        nodes instead of applying ``b_full`` (which may be None).
 
     Raises
     ------
@@ -205,6 +209,7 @@ class Model:
     history: LoadHistory | None = None
     source: dict = field(default_factory=dict)
     mesh: object = None
+    base: object = None
 
     def __post_init__(self):
         set_ = object.__setattr__
@@ -274,6 +279,12 @@ class Model:
                     "outputs must be free DOF (choose another selection or directions)"
                 )
             set_(self, "output_dofs_full", out)
+        if self.base is not None:
+            from .base import Base, driven_dofs
+
+            if not isinstance(self.base, Base):
+                raise TypeError(f"base must be a femfreq.model.base.Base (got {type(self.base).__name__})")
+            driven_dofs(self, self.base)  # the base nodes must be constrained
         set_(self, "name", str(self.name))
         set_(self, "_lengths", lengths)
         set_(self, "_cache", {})
@@ -412,19 +423,74 @@ class Model:
     def system(self) -> System:
         """The :class:`~femfreq.system.System` of this model (cached, so its token is stable).
 
+        With a :attr:`base`, the load vector is ``-M r`` (``r`` the base's influence
+        vector) and the System carries the :class:`~femfreq.system.BaseCoupling`.
+
         Raises
         ------
         ValueError
-            If the model has no load (``b_full`` is None).
+            If the model has neither a load (``b_full`` is None) nor a base.
         """
         if "system" not in self._cache:
-            if self.b_full is None:
-                raise ValueError(f"model {self.name!r} has no load: give a [load] section or b_full")
             K, C, M, b = self.matrices()
+            out = self.output_dofs if self.output_dofs is not None else np.arange(self.n_free)
+            coupling = None
+            if self.base is not None:
+                b, coupling = self._base_load(K, C, M, out)
+                out = np.concatenate([out, coupling.coupled])
+            elif self.b_full is None:
+                raise ValueError(f"model {self.name!r} has no load: give a [load] or [base] section, or b_full")
             self._cache["system"] = System(
-                K=K, C=C, M=M, b=b, g=self.damping.g, output_dofs=self.output_dofs, name=self.name
+                K=K, C=C, M=M, b=b, g=self.damping.g, output_dofs=out, name=self.name, base=coupling
             )
         return self._cache["system"]
+
+    def _base_load(self, K, C, M, out):
+        """``(b, BaseCoupling)`` of the base."""
+        from .base import base_coupling
+
+        return base_coupling(self, self.base, out, K, C, M)
+
+    def with_base(self, direction, *, nodes=None, acceleration=1.0) -> "Model":
+        """This model with its constrained nodes driven along ``direction`` (a new Model).
+
+        Parameters
+        ----------
+        direction : "x", "y", "vx,vy" or (2,) float
+            Direction of the base motion.
+        nodes : (k,) int array, optional
+            The driven nodes, among the constrained ones (default: all constrained nodes).
+        acceleration : float, optional
+            The base acceleration spectrum (default 1: results per unit base acceleration).
+
+        Returns
+        -------
+        Model
+            With :attr:`base` set; ``femfreq.solve`` then sweeps the base motion.
+
+        Examples
+        --------
+        >>> from femfreq.model import Model
+        >>> m = Model(points=[[0, 0], [1, 0]], edges=[[0, 1]], E=1.0, rho=2.0, area=1.0,
+        ...           fixed_dofs=[0, 1, 3]).with_base("x")
+        >>> m.system().b.tolist()   # -M r: the free node's mass, pulled back
+        [-1.0]
+        """
+        from .base import Base
+
+        return dataclasses.replace(self, base=Base(direction, nodes=nodes, acceleration=acceleration))
+
+    def effective_mass(self, k: int = 10):
+        """Modal effective mass along x and y of the ``k`` lowest modes (Nastran MEFFMASS).
+
+        Returns
+        -------
+        femfreq.model.base.EffectiveMass
+            ``freqs_hz``, ``mass (k, 2)``, ``moving_mass (2,)``, ``fraction``, ``cumulative``, ``table()``.
+        """
+        from .base import effective_mass
+
+        return effective_mass(self, k)
 
     def expand(self, x_reduced) -> np.ndarray:
         """Put a reduced vector (or columns of vectors) back on the full DOF, zero at fixed DOF.
@@ -517,6 +583,8 @@ class Model:
             "load_dofs": self.load_dofs.tolist(),
             "n_outputs": self.n_free if self.output_dofs_full is None else int(self.output_dofs_full.size),
         }
+        if self.base is not None:
+            out.update({f"base_{k}": v for k, v in self.base.describe().items()})
         if self.history is not None:
             h = self.history
             out.update(history=h.history, dt=h.dt, n_fft=h.n_fft, magnitude=h.magnitude)

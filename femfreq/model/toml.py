@@ -19,7 +19,7 @@ from .. import _validate as v
 from ..errors import ReadError
 from ..mesh import mesh_levels, read_poly, read_triangle_mesh
 from .model import Damping, LoadHistory, Model, _lost_load
-from .selectors import fixed_dofs_from, load_vector, output_dofs_from
+from .selectors import fixed_dofs_from, load_vector, output_dofs_from, select_nodes
 
 __all__ = ["load_model", "models_dir", "shipped_models"]
 
@@ -51,7 +51,7 @@ def shipped_models() -> list[str]:
 
 
 _SCHEMA = {
-    "": {"name", "description", "mesh", "material", "section", "damping", "constraints", "load", "output"},
+    "": {"name", "description", "mesh", "material", "section", "damping", "constraints", "load", "output", "base"},
     "mesh": {"poly", "levels", "default_level", "node", "ele", "line"},
     "mesh.line": {"start", "end", "n"},
     "material": {"E", "rho"},
@@ -60,6 +60,7 @@ _SCHEMA = {
     "constraints": {"select", "fix"},
     "load": {"select", "direction", "magnitude", "history", "dt", "n_fft"},
     "output": {"select", "directions"},
+    "base": {"direction", "select", "acceleration"},
 }
 
 # load_model(**overrides): flat name -> (section, key)
@@ -78,6 +79,7 @@ _OVERRIDES = {
     "magnitude": ("load", "magnitude"),
     "direction": ("load", "direction"),
     "output_directions": ("output", "directions"),
+    "base": ("base", "direction"),
 }
 
 
@@ -164,7 +166,8 @@ def load_model(path_or_name, *, level: int | None = None, **overrides) -> Model:
         For a ``[mesh] line`` model, level ``l`` uses ``n * 2**(l - 1)`` rods.
     **overrides
         Replace file values: ``name, E, rho, area, mass ("lumped"|"consistent"),
-        alpha, beta, g, history, dt, n_fft, magnitude, direction, output_directions``.
+        alpha, beta, g, history, dt, n_fft, magnitude, direction, output_directions, base``
+        (``base``: the direction of a ``[base]`` section, created if the file has none).
         ``None`` values are ignored.
 
     Returns
@@ -206,6 +209,7 @@ def load_model(path_or_name, *, level: int | None = None, **overrides) -> Model:
     fixed = f.call("constraints", lambda: fixed_dofs_from(points, data.get("constraints", []), edges=edges))
     fixed = np.union1d(fixed, extra_fixed).astype(np.int64)
     b_full, history = _load(f, data, points, edges, fixed, path.parent)
+    base = _base(f, data, points, edges, fixed)
     output_dofs = _outputs(f, data, points, edges, fixed)
     name = data.get("name", path.stem)
     description = data.get("description", "")
@@ -227,6 +231,7 @@ def load_model(path_or_name, *, level: int | None = None, **overrides) -> Model:
         history=history,
         source={"file": str(path), **source},
         mesh=mesh,
+        base=base,
     )
     logger.info("model %s: %d nodes, %d rods, %d free DOF", model.name, model.n_nodes, model.n_rods, model.n_free)
     return model
@@ -249,7 +254,7 @@ def _read(path: Path, overrides: dict):
         (data if not section else data.setdefault(section, {}))[k] = value
 
     f.check_keys(data, "")
-    for section in ("mesh", "material", "section", "damping", "load", "output"):
+    for section in ("mesh", "material", "section", "damping", "load", "output", "base"):
         if section in data:
             f.check_keys(data[section], section)
     constraints = data.get("constraints", [])
@@ -315,6 +320,30 @@ def _load(f: _File, data: dict, points, edges, fixed, base: Path):
         magnitude=magnitude,
     )
     return b_full, history
+
+
+def _base(f: _File, data: dict, points, edges, fixed):
+    """The :class:`~femfreq.model.base.Base` of a [base] section (None without one)."""
+    from .base import Base
+
+    if "base" not in data:
+        return None
+    table = data["base"]
+    if "direction" not in table:
+        raise f.error("[base] needs 'direction' (e.g. direction = [0.0, 1.0])", "base")
+    nodes = None
+    constrained = np.unique(fixed // 2)
+    if "select" in table:
+        nodes = f.call("base", lambda: select_nodes(points, table["select"], edges=edges), "[base] select: ")
+        bad = nodes[~np.isin(nodes, constrained)]
+        if bad.size:
+            x, y = points[bad[0]]
+            raise f.error(f"[base] select = {table['select']!r} takes node {int(bad[0])} ({x:g}, {y:g}), "
+                          "which is not constrained; the base must be among the constrained nodes", "select")
+    if constrained.size == 0:
+        raise f.error("[base] needs constrained nodes to drive; the model has none", "base")
+    acceleration = f.number(table, "base", "acceleration", 1.0)
+    return f.call("direction", lambda: Base(table["direction"], nodes=nodes, acceleration=acceleration), "[base] ")
 
 
 def _outputs(f: _File, data: dict, points, edges, fixed):

@@ -25,7 +25,7 @@ from ._format import FORMAT, FORMAT_VERSION, _chunk_dtype
 
 
 def create_image(freqs_hz, P, outs, attrs: dict, model: dict, n_fft: int | None,
-                 fingerprint: dict | None = None) -> bytes:
+                 fingerprint: dict | None = None, base: dict | None = None) -> bytes:
     """The bytes of a new result file (every dataset allocated, status "running")."""
     import h5py
 
@@ -35,6 +35,7 @@ def create_image(freqs_hz, P, outs, attrs: dict, model: dict, n_fft: int | None,
     with h5py.File(f"femfreq-{os.getpid()}-{id(freqs_hz)}", "w", driver="core", backing_store=False,
                    libver="earliest") as h5:
         _write_layout(h5, freqs_hz, P, outs, attrs, model, n_fft)
+        _write_base(h5, base, freqs_hz.size)
         if fingerprint:
             write_attrs(h5.create_group("fingerprint").attrs, fingerprint)
         h5.flush()
@@ -104,6 +105,26 @@ def _write_layout(h5, freqs_hz, P, outs, attrs, model, n_fft):
     write_attrs(h5["model"].attrs, model)
     write_attrs(h5["versions"].attrs, _versions())
     h5.flush()
+
+
+def _write_base(h5, base, F):
+    """The analysis kind (root ``analysis``) and, for base motion, the ``/base`` group."""
+    if base is None:
+        h5.attrs["analysis"] = "point_load"
+        return
+    h5.attrs["analysis"] = "base_motion"
+    h5.attrs["base_direction"] = np.asarray(base["direction"], dtype=np.float64)
+    g = h5.create_group("base")
+    g.create_dataset("acceleration", data=np.asarray(base["acceleration"], dtype=np.complex128),
+                     dcpl=_early_dcpl())
+    g.create_dataset("influence", data=np.asarray(base["influence"], dtype=np.float64), dcpl=_early_dcpl())
+    g.create_dataset("interface_force", shape=(F, 2), dtype=np.complex128,
+                     fillvalue=np.complex128(complex(np.nan, np.nan)), dcpl=_early_dcpl())
+    g["acceleration"].attrs["meaning"] = "a_b(omega), the base acceleration along base_direction"
+    g["influence"].attrs["meaning"] = "r at the outputs: absolute displacement = response + r a_b / (-w^2)"
+    g["interface_force"].attrs["meaning"] = "force the base applies to the structure, x and y"
+    h5["response"].attrs["meaning"] = ("relative displacement y at the output DOF; "
+                                       "(K(1+ig) + i w C - w^2 M) y = P(w) b, b = -M r")
 
 
 def _versions() -> dict:

@@ -121,6 +121,8 @@ def upgrade(h5, path, fingerprint: dict | None) -> None:
         group.attrs["note"] = (f"recorded on {now()} when this version {version} file was resumed; "
                                "rows written before were not checked against it")
     h5.flush()
+    if "analysis" not in h5.attrs:  # version 4: the analysis kind; older files are point-load sweeps
+        h5.attrs["analysis"] = "point_load"
     h5.attrs["format_version"] = FORMAT_VERSION
     h5.flush()
     logger.info("%s: result format version %d upgraded to %d", path, version, FORMAT_VERSION)

@@ -22,7 +22,7 @@ def read_results(path) -> SweepResult:
 
     A file from an interrupted sweep reads fine: rows not done are NaN and
     ``done`` says which are there (``result.complete`` is False). Files of format
-    versions 1, 2 and 3 read the same way (see :mod:`femfreq.results` for what changed).
+    versions 1 to 4 read the same way (see :mod:`femfreq.results` for what changed).
 
     Parameters
     ----------
@@ -82,7 +82,17 @@ def _result_from_h5(h5, path) -> SweepResult:
         model=_read_attrs(h5["model"].attrs),
         versions=_read_attrs(h5["versions"].attrs),
         path=str(path),
+        base=_read_base(h5),
     )
+
+
+def _read_base(h5) -> dict | None:
+    """The ``/base`` group of a base-motion file (None for a point load or a file before version 4)."""
+    if _attr_str(h5.attrs.get("analysis")) != "base_motion" or "base" not in h5:
+        return None
+    g = h5["base"]
+    return {"direction": np.asarray(h5.attrs["base_direction"], dtype=np.float64),
+            **{name: g[name][()] for name in ("acceleration", "influence", "interface_force")}}
 
 
 def _format_version(h5) -> int | None:

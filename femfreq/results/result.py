@@ -39,6 +39,13 @@ class SweepResult:
         ``start, count, t_start, t_end`` (R,) and ``worker`` (R,) str, one per chunk written.
     model, versions : dict
     path : str or None
+    base : dict or None
+        For an enforced base motion sweep (``analysis == "base_motion"``): ``direction``
+        (2,), ``acceleration`` (F,) complex base acceleration ``a_b``, ``influence``
+        (n_out,) the influence vector ``r`` at the outputs, ``interface_force`` (F, 2)
+        complex. ``response`` is then the displacement *relative* to the base's
+        quasi-static motion; :attr:`displacement`, :attr:`velocity`,
+        :attr:`acceleration` are absolute. None for a point load.
     """
 
     freqs_hz: np.ndarray
@@ -56,6 +63,7 @@ class SweepResult:
     model: dict = field(default_factory=dict)
     versions: dict = field(default_factory=dict)
     path: str | None = None
+    base: dict | None = None
 
     def __post_init__(self):
         self.freqs_hz = np.asarray(self.freqs_hz, dtype=np.float64)
@@ -96,12 +104,74 @@ class SweepResult:
 
     @property
     def frf(self) -> np.ndarray:
-        """(F, n_out) complex: the transfer function ``x / P`` (NaN where ``P == 0``)."""
+        """(F, n_out) complex: the transfer function ``x / P`` (NaN where ``P == 0``).
+
+        For base motion: the absolute displacement per unit base acceleration,
+        ``displacement / a_b`` (so ``(i w)^2 frf`` is the transmissibility).
+        """
+        if self.base is not None:
+            return _per_unit(self.displacement, self.base["acceleration"])
         if self.load_spectrum is None:
             return self.response.copy()
-        P = np.asarray(self.load_spectrum)[:, None]
+        return _per_unit(self.response, self.load_spectrum)
+
+    @property
+    def analysis(self) -> str:
+        """``"base_motion"`` or ``"point_load"``."""
+        return "base_motion" if self.base is not None else "point_load"
+
+    @property
+    def omega(self) -> np.ndarray:
+        """(F,) angular frequencies, rad/s."""
+        return 2.0 * np.pi * self.freqs_hz
+
+    def _base_motion(self, power):
+        """(F, 1) base motion ``a_b (i w)^(power - 2)`` (0 for a point load; NaN-free at 0 Hz only if 0)."""
+        if self.base is None:
+            return np.zeros((self.n_freqs, 1), dtype=np.complex128)
+        a = np.asarray(self.base["acceleration"], dtype=np.complex128)
+        iw = 1j * self.omega
         with np.errstate(divide="ignore", invalid="ignore"):
-            return np.where(P != 0, self.response / np.where(P != 0, P, 1), np.nan + 0j)
+            motion = a * iw ** (power - 2) if power >= 2 else np.where(a == 0, 0, a / iw ** (2 - power))
+        return motion[:, None] * np.asarray(self.base["influence"])[None, :]
+
+    @property
+    def relative_displacement(self) -> np.ndarray:
+        """(F, n_out) displacement relative to the base's quasi-static motion (``response``)."""
+        return self.response
+
+    @property
+    def displacement(self) -> np.ndarray:
+        """(F, n_out) absolute displacement (``response + r u_b``; infinite at 0 Hz under base motion)."""
+        return self.response + self._base_motion(0)
+
+    @property
+    def velocity(self) -> np.ndarray:
+        """(F, n_out) absolute velocity ``i w y + r v_b``."""
+        return 1j * self.omega[:, None] * self.response + self._base_motion(1)
+
+    @property
+    def acceleration(self) -> np.ndarray:
+        """(F, n_out) absolute acceleration ``-w^2 y + r a_b``."""
+        return -(self.omega[:, None] ** 2) * self.response + self._base_motion(2)
+
+    @property
+    def transmissibility(self) -> np.ndarray:
+        """(F, n_out) output acceleration / base acceleration (base motion only).
+
+        Raises
+        ------
+        ValueError
+            For a point-load result.
+        """
+        if self.base is None:
+            raise ValueError("transmissibility needs a base-motion sweep (Model.with_base / [base] / --base)")
+        return _per_unit(self.acceleration, self.base["acceleration"])
+
+    @property
+    def interface_force(self) -> np.ndarray | None:
+        """(F, 2) complex force the base applies to the structure, x and y (None for a point load)."""
+        return None if self.base is None else self.base["interface_force"]
 
     @property
     def labels(self) -> list[str]:
@@ -115,6 +185,13 @@ class SweepResult:
         """(m,) int64 indices of the frequencies not done."""
         return np.flatnonzero(~np.asarray(self.done, dtype=bool))
 
+
+
+def _per_unit(x, a) -> np.ndarray:
+    """``x / a`` row by row (NaN where ``a == 0``)."""
+    a = np.asarray(a)[:, None]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(a != 0, x / np.where(a != 0, a, 1), np.nan + 0j)
 
 
 def _normalise_outputs(outputs) -> dict:

@@ -115,6 +115,7 @@ class ResultWriter:
         overwrite=False,
         fingerprint=None,
         defer=False,
+        base=None,
     ) -> "ResultWriter":
         """Create (or, with ``resume``, reopen) a result file.
 
@@ -153,6 +154,11 @@ class ResultWriter:
         defer : bool
             Check everything now but write nothing until the first :meth:`write_chunk`
             (or :meth:`finish`): a writer closed before leaves the path as it was.
+        base : dict, optional
+            For an enforced base motion sweep: ``direction (2,)``, ``acceleration (F,)``
+            complex (the base acceleration ``a_b``) and ``influence (n_out,)`` (``r`` at the
+            outputs); the file then records ``analysis = "base_motion"`` and holds
+            ``/base`` (with the ``interface_force`` of each chunk). Default: a point load.
 
         Returns
         -------
@@ -179,6 +185,7 @@ class ResultWriter:
         freqs_hz, P, outs = _sweep_inputs(freqs_hz, load_spectrum, outputs)
         attrs, model, n_fft = _file_attrs(attrs, model, n_fft)
         fingerprint = dict(fingerprint or {})
+        base = _base_inputs(base, freqs_hz.size, outs["dof"].size)
         if os.path.isdir(path):
             raise IsADirectoryError(f"result file {path!r} is a directory; give a file name")
         lock = OutputLock(path)
@@ -192,7 +199,7 @@ class ResultWriter:
                     "or overwrite=True (--overwrite) to replace it"
                 )
             else:
-                image = create_image(freqs_hz, P, outs, attrs, model, n_fft, fingerprint)
+                image = create_image(freqs_hz, P, outs, attrs, model, n_fft, fingerprint, base)
                 writer = cls(path, n_fft, lock=lock, done=np.zeros(freqs_hz.size, bool), n_out=outs["dof"].size,
                              n_chunks=0, opener=lambda: _open_new(path, image))
         except BaseException:
@@ -324,7 +331,7 @@ class ResultWriter:
             Any object with ``index (k,) int``, ``response (k, n_out) complex``,
             ``rel_residual (k,)``, ``backward_error (k,)``, ``method (k,) int8``
             (:class:`femfreq.codes.Method` codes), ``worker str``, ``t_start, t_end``
-            (epoch s). Rows with code 3 (skipped: singular, response NaN) are done like
+            (epoch s), and for base motion ``interface_force (k, 2)``. Rows with code 3 (skipped: singular, response NaN) are done like
             solved ones, so a resume does not retry them; rows with code 0 are written
             but stay not done.
 
@@ -358,12 +365,20 @@ class ResultWriter:
             raise ValueError(f"chunk index repeats frequency {idx[np.flatnonzero(np.diff(idx) == 0)[0]]}")
         response = response[order]
         cols = {name: a[order] for name, a in cols.items()}
+        force = getattr(chunk, "interface_force", None)
+        if force is not None:
+            force = np.asarray(force, dtype=np.complex128)
+            if force.shape != (k, 2):
+                raise ValueError(f"chunk interface_force must have shape ({k}, 2) (has {force.shape})")
+            force = force[order]
         sel = slice(int(idx[0]), int(idx[-1]) + 1) if idx[-1] - idx[0] == k - 1 else idx
         done = cols["method"] != Method.PENDING
         h5 = self._file()
         with self._writing():
             # rows first, flushed, then the done flags: done never claims a row not on disk
             h5["response"][sel, :] = response
+            if force is not None and "base" in h5:
+                h5["base/interface_force"][sel, :] = force
             for name, a in cols.items():
                 h5[name][sel] = a
             self._append_chunk_row(int(idx[0]), k, worker, t_start, t_end)
@@ -462,6 +477,19 @@ def _sweep_inputs(freqs_hz, load_spectrum, outputs):
         raise ValueError("freqs_hz must not be empty")
     P = _validate.load_spectrum(1.0 if load_spectrum is None else load_spectrum, freqs_hz.size, "load_spectrum")
     return freqs_hz, P, _normalise_outputs(outputs)
+
+
+def _base_inputs(base, F, n_out):
+    """The checked ``base`` dict of :meth:`ResultWriter.create` (None: a point load)."""
+    if base is None:
+        return None
+    direction = np.asarray(base["direction"], dtype=np.float64).ravel()
+    accel = np.broadcast_to(np.asarray(base.get("acceleration", 1.0), dtype=np.complex128), (F,)).copy()
+    influence = np.asarray(base["influence"], dtype=np.float64).ravel()
+    if direction.shape != (2,) or influence.shape != (n_out,):
+        raise ValueError(f"base needs direction (2,) and influence ({n_out},) "
+                         f"(got {direction.shape} and {influence.shape})")
+    return {"direction": direction, "acceleration": accel, "influence": influence}
 
 
 def _file_attrs(attrs, model, n_fft):
