@@ -240,25 +240,8 @@ def plot_transfer(result, path=None, *, quantity=None, db=False, outputs=None, n
     ValueError
         An unknown quantity, an output column out of range, or no frequency > 0 done.
     """
-    from .vibration.random import QUANTITIES
-    from .vibration.response import excitation_of, response_quantity_of
-
     result = _as_result(result)
-    excitation = excitation_of(result)
-    frf_quantity = response_quantity_of(result)
-    if quantity is None:
-        quantity = "acceleration" if excitation == "base" else frf_quantity
-    if quantity not in QUANTITIES:
-        raise ValueError(f"quantity must be one of {', '.join(QUANTITIES)} (got {quantity!r})")
-    freqs = np.asarray(result.freqs_hz, dtype=float)
-    done = np.asarray(getattr(result, "done", np.ones(freqs.size, bool)), dtype=bool)
-    keep = done & (freqs > 0)
-    if not keep.any():
-        raise ValueError("no frequency above 0 Hz is done in this result: nothing to plot on a log axis")
-    order = np.flatnonzero(keep)[np.argsort(freqs[keep], kind="stable")]
-    f = freqs[order]
-    H = np.asarray(result.frf if hasattr(result, "frf") else result.response, dtype=complex)[order]
-    H = H * ((2j * np.pi * f) ** (QUANTITIES[quantity] - QUANTITIES[frf_quantity]))[:, None]
+    f, H, excitation, quantity = _transfer_data(result, quantity)
     n_out = H.shape[1]
     if outputs is None:
         sel, envelope = _pick(H, max(1, int(max_lines))), n_out > max(1, int(max_lines))
@@ -300,6 +283,29 @@ def plot_transfer(result, path=None, *, quantity=None, db=False, outputs=None, n
     ax_ph.set_xlim(f[0], f[-1] if f[-1] > f[0] else f[0] * 1.1)
     _note_partial(ax_mag, result)
     return _save(fig, path)
+
+
+def _transfer_data(result, quantity):
+    """``(f (F',), H_q (F', n_out), excitation, quantity)`` on the done frequencies > 0, ascending."""
+    from .vibration.random import QUANTITIES
+    from .vibration.response import excitation_of, response_quantity_of
+
+    excitation = excitation_of(result)
+    frf_quantity = response_quantity_of(result)
+    if quantity is None:
+        quantity = "acceleration" if excitation == "base" else frf_quantity
+    if quantity not in QUANTITIES:
+        raise ValueError(f"quantity must be one of {', '.join(QUANTITIES)} (got {quantity!r})")
+    freqs = np.asarray(result.freqs_hz, dtype=float)
+    done = np.asarray(getattr(result, "done", np.ones(freqs.size, bool)), dtype=bool)
+    keep = done & (freqs > 0)
+    if not keep.any():
+        raise ValueError("no frequency above 0 Hz is done in this result: nothing to plot on a log axis")
+    order = np.flatnonzero(keep)[np.argsort(freqs[keep], kind="stable")]
+    f = freqs[order]
+    H = np.asarray(result.frf if hasattr(result, "frf") else result.response, dtype=complex)[order]
+    H = H * ((2j * np.pi * f) ** (QUANTITIES[quantity] - QUANTITIES[frf_quantity]))[:, None]
+    return f, H, excitation, quantity
 
 
 def _mark_natural_frequencies(ax_top, ax_bottom, freqs_hz, lo, hi):
