@@ -9,13 +9,16 @@ A four-step tutorial:
    ``(K + i w C - w^2 M) x = P(w) b`` at every frequency of the load's FFT on an
    embedded dask cluster (``cluster=None`` for in-process).
 4. Results: ``femfreq.read_results("sat.h5")`` gives frequencies, complex response,
-   residuals and the time response at the output DOF.
+   residuals and the time response at the output DOF; ``femfreq.random_response(result,
+   "20:0.026,50:0.16,800:0.16,2000:0.026")`` and ``femfreq.shock_response_spectrum(t, accel,
+   freqs_hz)`` turn them into random-vibration rms and shock spectra (:mod:`femfreq.vibration`).
 """
 
 from ._version import __version__
 
 __all__ = [
     "__version__",
+    "ASD",
     "Direct",
     "Fast",
     "FemfreqError",
@@ -30,7 +33,9 @@ __all__ = [
     "System",
     "as_system",
     "load_model",
+    "random_response",
     "read_results",
+    "shock_response_spectrum",
     "solve",
 ]
 
@@ -41,3 +46,4 @@ from .results import SweepResult, read_results
 from .spectra import History
 from .sweep import solve
 from .system import System, as_system
+from .vibration import ASD, random_response, shock_response_spectrum

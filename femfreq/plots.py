@@ -1,4 +1,4 @@
-"""Figures of a sweep: FRF, time response, load, mesh, residuals (matplotlib).
+"""Figures of a sweep: FRF, time response, load, mesh, residuals, PSD and SRS (matplotlib).
 
 Every function builds a :class:`matplotlib.figure.Figure` directly (no pyplot
 state, no global backend switch, safe in worker threads and in notebooks),
@@ -20,7 +20,7 @@ import numpy as np
 
 from .codes import Method
 
-__all__ = ["plot_frf", "plot_time", "plot_load", "plot_mesh", "plot_model", "plot_residuals", "plot_all", "PLOTS"]
+__all__ = ["plot_frf", "plot_transfer", "plot_psd", "plot_srs", "plot_time", "plot_load", "plot_mesh", "plot_model", "plot_residuals", "plot_all", "PLOTS"]
 
 logger = logging.getLogger(__name__)
 
@@ -191,6 +191,272 @@ def plot_frf(result, path=None, *, quantity="frf", max_lines=4):
     ax_ph.set_xlabel("frequency  [Hz]")
     ax_ph.set_xlim(f[0], f[-1] if f[-1] > f[0] else f[0] + 1)
     _note_partial(ax_mag, result)
+    return _save(fig, path)
+
+
+# --------------------------------------------------------------------------- FRF, log-log
+
+
+def _transfer_names(excitation, quantity, L, F):
+    """``(name, symbol, unit)`` of the transfer function of ``quantity`` for this excitation."""
+    if excitation == "base":
+        return {"displacement": ("displacement per unit base acceleration", "x/a_b", "s^2"),
+                "velocity": ("velocity per unit base acceleration", "v/a_b", "s"),
+                "acceleration": ("transmissibility", "a/a_b", "-")}[quantity]
+    return {"displacement": ("receptance", "x/P", f"{L}/{F}"),
+            "velocity": ("mobility", "v/P", f"{L}/s/{F}"),
+            "acceleration": ("accelerance", "a/P", f"{L}/s^2/{F}")}[quantity]
+
+
+def plot_transfer(result, path=None, *, quantity=None, db=False, outputs=None, natural_freqs_hz=None,
+                  max_lines=4):
+    """Log-log magnitude and phase of the transfer function (FRF or transmissibility) at the outputs.
+
+    Parameters
+    ----------
+    result : SweepResult, path or (freqs_hz, response) pair
+    path : str or path-like, optional
+    quantity : {"displacement", "velocity", "acceleration"}, optional
+        The output quantity: ``result.frf`` times ``(i w)^k``. Default: displacement
+        (receptance ``x/P``) for a point load, acceleration (transmissibility
+        ``a/a_b``) for base excitation (the result's ``excitation`` attribute).
+    db : bool
+        Magnitude in dB, ``20 log10 |H|`` (re 1 in the unit shown), on a linear axis.
+    outputs : (k,) int array_like, optional
+        Columns to draw (see :func:`femfreq.vibration.select_outputs`); default the
+        ``max_lines`` with the largest peak, plus the RMS over all outputs when
+        there are more.
+    natural_freqs_hz : array_like, optional
+        Natural frequencies to mark with vertical lines (e.g. ``model.modes(k)[0]``).
+    max_lines : int
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        Two axes: magnitude (log-log, or dB on a log frequency axis) and phase (deg).
+
+    Raises
+    ------
+    ValueError
+        An unknown quantity, an output column out of range, or no frequency > 0 done.
+    """
+    result = _as_result(result)
+    f, H, excitation, quantity = _transfer_data(result, quantity)
+    n_out = H.shape[1]
+    if outputs is None:
+        sel, envelope = _pick(H, max(1, int(max_lines))), n_out > max(1, int(max_lines))
+    else:
+        sel, envelope = np.asarray(outputs, dtype=np.int64).ravel(), False
+        if sel.size == 0 or sel.min() < 0 or sel.max() >= n_out:
+            raise ValueError(f"outputs must be column numbers 0..{n_out - 1} (got {sel.tolist()})")
+    L, F = _units(result)
+    name, symbol, unit = _transfer_names(excitation, quantity, L, F)
+    labels = _labels(result, n_out)
+
+    def magnitude(h):
+        with np.errstate(divide="ignore"):
+            return 20.0 * np.log10(np.abs(h)) if db else np.abs(h)
+
+    fig, (ax_mag, ax_ph) = _figure(2, height_ratios=[1.8, 1])
+    for c, j in enumerate(sel):
+        color = _COLORS[c % len(_COLORS)]
+        ax_mag.plot(f, magnitude(H[:, j]), color=color, lw=1.1, label=labels[j])
+        ax_ph.plot(f, np.degrees(np.angle(H[:, j])), color=color, lw=0.9)
+    if envelope:
+        rms = np.sqrt(np.mean(np.abs(H) ** 2, axis=1))
+        ax_mag.plot(f, magnitude(rms), color="black", lw=2.0, ls="--", alpha=0.8, label=f"RMS of all {n_out} outputs")
+    for ax in (ax_mag, ax_ph):
+        ax.set_xscale("log")
+        _log_frequency_axis(ax)
+    if not db:
+        ax_mag.set_yscale("log")
+    _mark_natural_frequencies(ax_mag, ax_ph, natural_freqs_hz, f[0], f[-1])
+    ax_mag.set_ylabel(_pretty(f"|{symbol}|  [dB re 1 {unit}]" if db else f"|{symbol}|  [{unit}]"))
+    ax_mag.set_title(_title(result, f"{name} {symbol}"))
+    shown = f"{len(sel)} of {n_out} outputs" + (" (largest peaks)" if outputs is None else "") \
+        if len(sel) < n_out else None
+    ax_mag.legend(loc="best", fontsize=8, title=shown, title_fontsize=8, framealpha=0.9)
+    ax_ph.set_ylabel("phase  [deg]")
+    ax_ph.set_ylim(-185, 185)
+    ax_ph.set_yticks([-180, -90, 0, 90, 180])
+    ax_ph.set_xlabel("frequency  [Hz]")
+    ax_ph.set_xlim(f[0], f[-1] if f[-1] > f[0] else f[0] * 1.1)
+    _note_partial(ax_mag, result)
+    return _save(fig, path)
+
+
+def _transfer_data(result, quantity):
+    """``(f (F',), H_q (F', n_out), excitation, quantity)`` on the done frequencies > 0, ascending."""
+    from .vibration.random import QUANTITIES
+    from .vibration.response import excitation_of, response_quantity_of
+
+    excitation = excitation_of(result)
+    frf_quantity = response_quantity_of(result)
+    if quantity is None:
+        quantity = "acceleration" if excitation == "base" else frf_quantity
+    if quantity not in QUANTITIES:
+        raise ValueError(f"quantity must be one of {', '.join(QUANTITIES)} (got {quantity!r})")
+    freqs = np.asarray(result.freqs_hz, dtype=float)
+    done = np.asarray(getattr(result, "done", np.ones(freqs.size, bool)), dtype=bool)
+    keep = done & (freqs > 0)
+    if not keep.any():
+        raise ValueError("no frequency above 0 Hz is done in this result: nothing to plot on a log axis")
+    order = np.flatnonzero(keep)[np.argsort(freqs[keep], kind="stable")]
+    f = freqs[order]
+    H = np.asarray(result.frf if hasattr(result, "frf") else result.response, dtype=complex)[order]
+    H = H * ((2j * np.pi * f) ** (QUANTITIES[quantity] - QUANTITIES[frf_quantity]))[:, None]
+    return f, H, excitation, quantity
+
+
+def _mark_natural_frequencies(ax_top, ax_bottom, freqs_hz, lo, hi):
+    """Dotted vertical lines at the natural frequencies in [lo, hi], numbered along the top."""
+    if freqs_hz is None:
+        return
+    fn = np.asarray(freqs_hz, dtype=float).ravel()
+    shown = [x for x in fn if lo <= x <= hi]
+    gap = 10.0 ** (0.015 * np.log10(hi / lo)) if hi > lo > 0 else 1.0  # labels closer than this would overlap
+    last = 0.0
+    for k, x in enumerate(shown):
+        for ax in (ax_top, ax_bottom):
+            ax.axvline(x, color="#7f7f7f", ls=":", lw=0.9, zorder=0,
+                       label="natural frequencies" if (k == 0 and ax is ax_top) else None)
+        if x < last * gap:
+            continue
+        last = x
+        ax_top.annotate(f"{x:.4g}", xy=(x, 1.0), xycoords=("data", "axes fraction"), xytext=(2, -3),
+                        textcoords="offset points", rotation=90, fontsize=7, color="#555555", va="top")
+
+
+# --------------------------------------------------------------------------- random vibration and shock
+
+
+def _log_frequency_axis(ax):
+    """Plain numbers (20, 50, 100, 200 ...) on a log frequency axis instead of 2 x 10^1."""
+    from matplotlib.ticker import FuncFormatter
+
+    def label(value, _pos, minor=False):
+        if value <= 0:
+            return ""
+        lead = value / 10.0 ** np.floor(np.log10(value) + 1e-9)
+        return f"{value:g}" if not minor or round(lead) in (2, 5) else ""
+
+    ax.xaxis.set_major_formatter(FuncFormatter(label))
+    ax.xaxis.set_minor_formatter(FuncFormatter(lambda v, p: label(v, p, minor=True)))
+
+
+def _pretty(unit):
+    """``"length/s^2"`` -> ``"length/s²"`` for labels."""
+    return unit.replace("^2", "²").replace("^3", "³")
+
+
+def _density(unit):
+    """The unit of a spectral density of a quantity in ``unit``: ``g²/Hz``, ``(length/s²)²/Hz``."""
+    simple = unit.replace("_", "").isalnum()
+    return _pretty(f"{unit}^2/Hz" if simple else f"({unit})^2/Hz")
+
+
+
+def plot_psd(response, path=None, *, outputs=None, max_lines=4, unit="", input_unit="", title=None):
+    """The input ASD and the response PSD of the outputs with the largest rms (log-log).
+
+    Parameters
+    ----------
+    response : femfreq.vibration.RandomResponse
+    path : str or path-like, optional
+    outputs : (k,) int array_like, optional
+        Columns to draw; default the ``max_lines`` with the largest rms.
+    max_lines : int
+    unit : str
+        Unit of the rms (``"g"``); the PSD is in ``unit^2/Hz``.
+    input_unit : str
+        Unit of the input spectral density (``"g^2/Hz"``).
+    title : str, optional
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        Two axes: the input ASD and the response PSDs, the rms in the legend.
+    """
+    f, psd, rms = response.freqs_hz, response.psd, response.rms
+    lo, hi = response.band_hz
+    inside = (f >= lo) & (f <= hi)
+    sel = np.argsort(-rms, kind="stable")[:max(1, int(max_lines))] if outputs is None else \
+        np.asarray(outputs, dtype=np.int64).ravel()
+    fig, (ax_in, ax_out) = _figure(2, height_ratios=[1, 2.2])
+    ax_in.plot(f[inside], response.asd(f[inside]), color="#444444", lw=1.2)
+    ax_in.plot(response.asd.freqs_hz, response.asd.values, "o", color="#444444", ms=3.5,
+               label=f"input: {response.asd.rms:.3g} rms")
+    ax_in.set_ylabel(f"input  [{_pretty(input_unit)}]" if input_unit else "input ASD")
+    ax_in.legend(loc="lower center", fontsize=8, framealpha=0.9)
+    ax_in.set_title(title or f"Random {response.quantity} response")
+    peak, low = 0.0, np.inf
+    for c, j in enumerate(sel):
+        y = np.where(psd[inside, j] > 0, psd[inside, j], np.nan)
+        peak = max(peak, float(np.nanmax(y, initial=0.0)))
+        low = min(low, float(np.nanmin(y, initial=np.inf)))
+        ax_out.plot(f[inside], y, color=_COLORS[c % len(_COLORS)], lw=1.1,
+                    label=f"{response.labels[j]}: {rms[j]:.4g}{' ' + _pretty(unit) if unit else ''} rms")
+    for ax in (ax_in, ax_out):
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        _log_frequency_axis(ax)
+    if peak > 0:
+        ax_out.set_ylim(bottom=0.5 * max(low, peak * 1e-7))
+    ax_out.set_xlim(lo, hi)
+    ax_out.set_xlabel("frequency  [Hz]")
+    ax_out.set_ylabel(f"response PSD  [{_density(unit)}]" if unit else "response PSD")
+    n = psd.shape[1]
+    shown = f"{len(sel)} of {n} outputs" + (" (largest rms)" if outputs is None else "") if len(sel) < n else None
+    ax_out.legend(loc="best", fontsize=8, title=shown, title_fontsize=8, framealpha=0.9)
+    return _save(fig, path)
+
+
+def plot_srs(spectrum, path=None, *, labels=None, outputs=None, max_lines=4, unit="", title=None):
+    """Shock response spectra (log-log): maximax of the outputs with the largest peaks.
+
+    The output with the largest peak also shows its positive and negative spectra.
+
+    Parameters
+    ----------
+    spectrum : femfreq.vibration.ShockSpectrum
+        Of one channel ``(n_f,)`` or several ``(n_f, k)``.
+    path : str or path-like, optional
+    labels : sequence of str, optional
+        One per channel.
+    outputs : (m,) int array_like, optional
+        Channels to draw; default the ``max_lines`` with the largest peak.
+    max_lines : int
+    unit : str
+        Unit of the acceleration.
+    title : str, optional
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    fn = spectrum.freqs_hz
+    maximax, pos, neg = (np.asarray(a).reshape(fn.size, -1) for a in
+                         (spectrum.maximax, spectrum.positive, spectrum.negative))
+    k = maximax.shape[1]
+    labels = list(labels) if labels is not None and len(labels) == k else [f"output {j}" for j in range(k)]
+    sel = _pick(maximax, max(1, int(max_lines))) if outputs is None else np.asarray(outputs, dtype=np.int64).ravel()
+    fig, (ax,) = _figure(1, height=4.6)
+    for c, j in enumerate(sel):
+        color = _COLORS[c % len(_COLORS)]
+        ax.plot(fn, maximax[:, j], color=color, lw=1.4, marker="." if fn.size <= 80 else None,
+                label=f"{labels[j]}: peak {maximax[:, j].max():.4g}{' ' + _pretty(unit) if unit else ''}")
+        if c == 0:
+            ax.plot(fn, pos[:, j], color=color, lw=0.8, ls="--", alpha=0.7, label="  positive")
+            ax.plot(fn, neg[:, j], color=color, lw=0.8, ls=":", alpha=0.9, label="  negative")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    _log_frequency_axis(ax)
+    ax.set_xlim(fn[0], fn[-1] if fn[-1] > fn[0] else fn[0] * 1.1)
+    ax.set_xlabel("natural frequency  [Hz]")
+    ax.set_ylabel(f"peak absolute acceleration  [{_pretty(unit)}]" if unit else "peak absolute acceleration")
+    ax.set_title(title or f"Shock response spectrum (maximax, Q = {spectrum.q:g})")
+    shown = f"{len(sel)} of {k} outputs" + (" (largest peaks)" if outputs is None else "") if len(sel) < k else None
+    ax.legend(loc="best", fontsize=8, title=shown, title_fontsize=8, framealpha=0.9)
     return _save(fig, path)
 
 
@@ -526,8 +792,12 @@ def plot_model(model, path=None, *, title=None):
 PLOTS = ("frf", "time", "residual", "load", "mesh")
 
 
-def plot_all(result, directory=".", *, what=None, model=None, stem=None, fmt="png"):
+def plot_all(result, directory=".", *, what=None, model=None, stem=None, fmt="png", quantity=None, db=False,
+             outputs=None, natural_freqs_hz=None):
     """Write the standard figures of a sweep into a directory.
+
+    The ``frf`` figure is :func:`plot_transfer` (log-log); ``quantity``, ``db``,
+    ``outputs`` and ``natural_freqs_hz`` are passed to it.
 
     Parameters
     ----------
@@ -580,7 +850,7 @@ def plot_all(result, directory=".", *, what=None, model=None, stem=None, fmt="pn
     for name in what:
         out = os.path.join(directory, f"{stem}_{name}.{fmt}")
         if name == "frf":
-            plot_frf(result, out)
+            plot_transfer(result, out, quantity=quantity, db=db, outputs=outputs, natural_freqs_hz=natural_freqs_hz)
         elif name == "time":
             if getattr(result, "t", None) is None:
                 if explicit:

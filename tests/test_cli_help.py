@@ -8,9 +8,9 @@ import pytest
 
 from femfreq._cli.main import build_parser, main
 
-COMMANDS = ["mesh", "info", "modes", "sweep", "field", "plot", "cluster", "calibrate", "bench"]
+COMMANDS = ["mesh", "info", "modes", "sweep", "field", "plot", "cluster", "calibrate", "bench", "random", "srs"]
 #: the subcommands that write a file (or a folder of files), always with -o/--output
-WRITES = {"mesh", "modes", "sweep", "field", "plot", "calibrate", "bench"}
+WRITES = {"mesh", "modes", "sweep", "field", "plot", "calibrate", "bench", "random", "srs"}
 #: help texts that live in modules outside this change (sweep.py, cluster.py, _cli/_common.py)
 _PENDING = "its help text lives in a module of another change (see the report of the firsthour branch)"
 NO_EXAMPLES_YET = set()

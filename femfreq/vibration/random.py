@@ -28,7 +28,7 @@ import numpy as np
 from .._validate import frequencies, one_of
 from .asd import ASD, as_asd
 
-__all__ = ["RandomResponse", "random_response", "miles_grms"]
+__all__ = ["RandomResponse", "random_response", "miles_grms", "DominantMode", "dominant_mode"]
 
 #: Powers of ``i w`` relative to displacement.
 QUANTITIES = {"displacement": 0, "velocity": 1, "acceleration": 2}
@@ -198,6 +198,148 @@ def miles_grms(fn, q, asd_value):
     return float(out) if out.ndim == 0 else out
 
 
+@dataclass(frozen=True, eq=False)
+class DominantMode:
+    """The mode that dominates each output's response PSD, and its single-mode rms estimate.
+
+    Attributes
+    ----------
+    freqs_hz : (n_out,) float64
+        Natural frequency of the dominant mode, Hz: among the (8 highest) peaks of
+        the response PSD inside the band, the one whose single-mode mean square
+        (below) is the largest; located between grid points by the parabola of
+        ``1/|H_q|^2`` through the three points around the peak. Without a
+        resonance, the frequency of the largest PSD.
+    q : (n_out,) float64
+        Amplification ``fn / (f2 - f1)`` at the half-power points of ``|H_q|^2``
+        from that parabola (the Lorentzian shape of a lightly damped mode; read
+        off the grid when the points do not make one); NaN where the peak is not a resonance the grid resolves
+        (at a band edge, half-power points outside the band on both sides, or
+        ``Q < 2``: too damped for a single-mode estimate).
+    gain : (n_out,) float64
+        ``|H_q(fn)|``, the peak of the transfer function of the quantity.
+    rms : (n_out,) float64
+        ``|H_q(fn)| sqrt(pi fn W(fn) / (2 Q))``, the rms of one lightly damped mode
+        under an input flat around ``fn``; NaN where ``q`` is. For a
+        transmissibility (``|H_q(fn)| = Q``) it is Miles' equation
+        :func:`miles_grms`.
+    """
+
+    freqs_hz: np.ndarray
+    q: np.ndarray
+    gain: np.ndarray
+    rms: np.ndarray
+
+
+def dominant_mode(response: RandomResponse) -> DominantMode:
+    """Each output's dominant mode and Miles' single-mode estimate of its contribution to the rms.
+
+    Near a lightly damped mode ``|H_q|^2`` is a Lorentzian, whose area is
+    ``pi / 2`` times its peak times its half-power bandwidth ``fn / Q``; so one
+    mode under a level ``W(fn)`` gives ``rms^2 = |H_q(fn)|^2 W(fn) pi fn / (2 Q)``; with the
+    transmissibility ``|H_q(fn)| = Q`` of a base-driven oscillator this is Miles'
+    equation ``sqrt(pi/2 fn Q W(fn))``. A cross-check of :attr:`RandomResponse.rms`:
+    close to it when one mode dominates, below it when several contribute.
+
+    Parameters
+    ----------
+    response : RandomResponse
+        From :func:`random_response`; ``|H_q|^2`` is recovered as ``psd / W``
+        inside the band.
+
+    Returns
+    -------
+    DominantMode
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from femfreq.vibration import dominant_mode, miles_grms, random_response
+    >>> f = np.linspace(20.0, 2000.0, 20000)
+    >>> T = (1 + 0.05j) / (1 + 0.05j - (f / 100.0) ** 2)      # oscillator, 100 Hz, Q = 20
+    >>> r = random_response((f, T), "20:0.04,2000:0.04", frf_quantity="acceleration")
+    >>> m = dominant_mode(r)
+    >>> round(float(m.freqs_hz[0])), round(float(m.q[0]), 1)
+    (100, 20.0)
+    >>> bool(abs(m.rms[0] / miles_grms(100.0, 20.0, 0.04) - 1) < 0.01)
+    True
+    """
+    f = response.freqs_hz
+    level = response.asd(f)
+    lo, hi = response.band_hz
+    inside = (f >= lo) & (f <= hi) & (level > 0)
+    n_out = response.psd.shape[1]
+    out = {name: np.full(n_out, np.nan) for name in ("freqs_hz", "q", "gain", "rms")}
+    if inside.sum() < 3:
+        return DominantMode(**out)
+    idx = np.flatnonzero(inside)
+    fb, psd = f[idx], response.psd[idx]
+    H2 = psd / level[idx, None]
+    for j in range(n_out):
+        best = None
+        for k in _peaks_of(psd[:, j]):
+            fn, peak, q = _resonance(fb[k - 1:k + 2], H2[k - 1:k + 2, j])
+            if not np.isfinite(q):
+                fn, peak, q = fb[k], H2[k, j], _half_power_q(fb, H2[:, j], k)
+            if not q >= _MIN_Q:
+                continue
+            mean_square = peak * math.pi * fn * float(response.asd(fn)) / (2.0 * q)
+            if best is None or mean_square > best[-1]:
+                best = (fn, peak, q, mean_square)
+        if best is None:  # no resonance: the largest value, without an estimate
+            k = int(np.argmax(psd[:, j]))
+            out["freqs_hz"][j], out["gain"][j] = fb[k], math.sqrt(H2[k, j])
+            continue
+        fn, peak, q, mean_square = best
+        out["freqs_hz"][j], out["gain"][j], out["q"][j], out["rms"][j] = fn, math.sqrt(peak), q, math.sqrt(mean_square)
+    return DominantMode(**out)
+
+
+def _peaks_of(psd, most=8):
+    """Indices of the (at most ``most``) highest interior local maxima of ``psd``, above 1e-6 of the largest."""
+    inner = np.flatnonzero((psd[1:-1] > psd[:-2]) & (psd[1:-1] >= psd[2:])) + 1
+    inner = inner[psd[inner] > 1e-6 * psd.max()] if inner.size else inner
+    return inner[np.argsort(-psd[inner], kind="stable")[:most]]
+
+
+def _resonance(f, H2):
+    """``(fn, peak |H|^2, Q)`` of a lightly damped resonance through three points around its peak.
+
+    Near the resonance ``1/|H|^2`` is a parabola in ``f``, ``m + c (f - fn)^2`` (the
+    Lorentzian), whose half-power points are ``fn -+ sqrt(m/c)``: fitting it to the three
+    points gives Q on a grid coarser than the peak, where reading the crossings off the
+    grid does not. NaN for Q when the points do not make such a parabola.
+    """
+    c2, c1, c0 = np.polyfit(f, 1.0 / H2, 2)
+    if not c2 > 0:
+        return f[1], H2[1], np.nan
+    fn = -c1 / (2.0 * c2)
+    m = c0 - c1 * c1 / (4.0 * c2)
+    if not (m > 0 and f[0] <= fn <= f[2]):
+        return f[1], H2[1], np.nan
+    return fn, 1.0 / m, fn / (2.0 * math.sqrt(m / c2))
+
+
+def _half_power_q(f, H2, k):
+    """``f[k] / (f2 - f1)`` at the half-power points of ``H2`` around its peak ``k`` (NaN if not found)."""
+    half = 0.5 * H2[k]
+    sides = []
+    for step, stop in ((-1, -1), (1, f.size)):
+        i = k
+        while i + step != stop and H2[i + step] > half:
+            i += step
+        if i + step == stop:
+            sides.append(np.nan)
+            continue
+        j = i + step  # H2[j] <= half < H2[i]: linear interpolation between the two
+        sides.append(abs(f[i] + (f[j] - f[i]) * (H2[i] - half) / (H2[i] - H2[j]) - f[k]))
+    below, above = sides
+    if np.isnan(below) and np.isnan(above):
+        return np.nan
+    width = below + above if not (np.isnan(below) or np.isnan(above)) else 2.0 * np.nanmax(sides)
+    return float(f[k] / width) if width > 0 else np.nan
+
+
 def _transfer(source):
     """``(freqs_hz (F,), H (F, n_out) complex, labels)`` from a result or a ``(freqs, H)`` pair."""
     if hasattr(source, "freqs_hz") and hasattr(source, "response"):
@@ -317,6 +459,9 @@ def _nodes_fraction(bh):
     falling = np.log1p(np.expm1(-np.abs(x)) * t)
     return np.where(small, t, np.where(x > 0, rising, falling) / np.where(small, 1.0, x))
 
+
+#: Below this amplification a peak is not treated as a resonance (Miles' equation needs light damping).
+_MIN_Q = 2.0
 
 _GAUSS_X, _GAUSS_W = np.polynomial.legendre.leggauss(6)
 _NODES = 0.5 * (1.0 + _GAUSS_X)

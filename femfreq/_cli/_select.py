@@ -1,0 +1,38 @@
+"""Options that pick outputs of a result by node or DOF (plot, random, srs)."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def int_list(text):
+    """``"3,5 7"`` -> [3, 5, 7] (an argparse type)."""
+    try:
+        return [int(v) for v in text.replace(",", " ").split()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected integers separated by commas (got {text!r})") from None
+
+
+def add_output_args(parser, default: str) -> None:
+    """``--node N[,N...]`` and ``--dof D[,D...]`` (repeatable); ``default`` says what is used without them."""
+    parser.add_argument("--node", type=int_list, action="extend", metavar="N[,N...]",
+                        help=f"only the outputs at these nodes, every direction (repeatable; default: {default})")
+    parser.add_argument("--dof", type=int_list, action="extend", metavar="D[,D...]",
+                        help=f"only the outputs with these full DOF numbers, 2 node + direction (repeatable; "
+                             f"default: {default})")
+
+
+def outputs_from_args(result, args):
+    """The columns of ``result`` picked by ``--node``/``--dof`` (None without them)."""
+    if not (args.node or args.dof):
+        return None
+    from femfreq.vibration import select_outputs
+
+    return select_outputs(result, nodes=args.node, dofs=args.dof)
+
+
+def output_dir(args, results_path):
+    """``-o DIR``, or the folder of the result file."""
+    import os
+
+    return args.output or os.path.dirname(os.path.abspath(results_path))
