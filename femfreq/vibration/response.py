@@ -2,17 +2,16 @@
 
 A sweep stores at every output DOF the response ``x(w) = H(w) P(w)`` and the input
 spectrum ``P(w)``; ``result.frf = x / P`` is the response per *unit* input. What
-that input is depends on the analysis, recorded in the result attribute
-``excitation``:
+that input is depends on the analysis the result file records
+(:attr:`femfreq.results.SweepResult.analysis`):
 
-- ``"point"`` (the default when the attribute is absent: every femfreq sweep so far):
+- ``"point"`` (``analysis == "point_load"``):
   a force on the loaded DOF. ``H`` is displacement per unit force (length/force,
   the receptance). A random input is then a **force** spectral density
   (force^2/Hz) and the rms comes out in the model's units: length/s^2 for
   acceleration, length/s for velocity, length for displacement.
-- ``"base"``: an acceleration of the base. ``H`` is the output's absolute
-  displacement per unit base acceleration (s^2) unless the attribute
-  ``response_quantity`` names another quantity. An ASD in g^2/Hz then gives the
+- ``"base"`` (``analysis == "base_motion"``): an acceleration of the base. ``H`` is the
+  output's absolute displacement per unit base acceleration (s^2). An ASD in g^2/Hz then gives the
   acceleration rms in g (``H_q`` is the dimensionless transmissibility), the
   velocity rms in g s and the displacement rms in g s^2 (x 9.80665 m/s^2 for SI).
 """
@@ -29,22 +28,17 @@ from .random import QUANTITIES
 __all__ = ["EXCITATIONS", "excitation_of", "response_quantity_of", "response_unit", "select_outputs",
            "acceleration_history"]
 
-#: The analysis kinds a result may record in its ``excitation`` attribute.
+#: The analysis kinds of a result (:attr:`SweepResult.analysis` "point_load", "base_motion").
 EXCITATIONS = ("point", "base")
 
 
 def excitation_of(result) -> str:
-    """``"point"`` or ``"base"``: the result's ``excitation`` attribute (``"point"`` when absent).
+    """``"point"`` or ``"base"``: what drives the result's sweep (its ``analysis``).
 
-    Raises
-    ------
-    ValueError
-        If the attribute holds another value.
+    A result without an ``analysis`` (older files, plain objects) is a point load.
     """
-    value = (getattr(result, "attrs", None) or {}).get("excitation", "point")
-    if isinstance(value, bytes):
-        value = value.decode()
-    return one_of("the result's excitation attribute", str(value).strip().lower(), EXCITATIONS)
+    analysis = getattr(result, "analysis", "point_load")
+    return "base" if analysis == "base_motion" else "point"
 
 
 def response_quantity_of(result) -> str:
