@@ -17,13 +17,15 @@ How: :class:`Direct`, :class:`Fast`. Where: :class:`Serial`, :class:`Local`,
 >>> as_method("fast") == Fast()
 True
 >>> as_cluster("tcp://127.0.0.1:8786")
-Scheduler(address='tcp://127.0.0.1:8786', security=None, n_workers=None, calibration=None, timeout=60.0)
+Scheduler(address='tcp://127.0.0.1:8786', security=None, n_workers=None, calibration=None, timeout=60.0, connect_timeout=10.0)
 >>> as_cluster(None)
 Serial()
 """
 
 from __future__ import annotations
 
+import importlib
+import ipaddress
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -217,6 +219,17 @@ class Local:
         Seconds to wait for the workers.
     security : distributed.Security, optional
         TLS for the cluster (see :func:`femfreq.execute.make_security`); default plain TCP.
+    insecure : bool
+        Accept a ``host`` other than loopback without ``security``. A dask scheduler runs
+        the code its clients send, so that lets anyone who can reach its port run code as
+        you; without this flag such a cluster is refused (ValueError) before anything
+        listens, and with it the cluster warns naming its ports.
+
+    Raises
+    ------
+    ValueError
+        A field out of range, or a ``host`` other than loopback without ``security``
+        and without ``insecure=True``.
     """
 
     n_workers: int | None = None
@@ -227,8 +240,18 @@ class Local:
     calibration: Any = None
     timeout: float = 60.0
     security: Any = None
+    insecure: bool = False
 
     def __post_init__(self):
+        if not isinstance(self.host, str):
+            raise TypeError(f"host must be an interface name or address such as '127.0.0.1' (got {self.host!r})")
+        object.__setattr__(self, "insecure", bool(self.insecure))
+        if not self.security and not self.insecure and not _is_loopback(self.host):
+            raise ValueError(
+                f"refusing to listen on {self.host or 'every interface'!r} without TLS: anyone who can reach "
+                "the scheduler could run code as you; give security=make_security(...) "
+                "(femfreq cluster --tls), or insecure=True (--insecure) to accept that"
+            )
         if self.n_workers is not None:
             object.__setattr__(self, "n_workers", v.as_int("n_workers", self.n_workers, minimum=1))
         object.__setattr__(self, "threads_per_worker",
@@ -254,7 +277,17 @@ class Scheduler:
     calibration : path or dict, optional
         A calibration of this cluster (``femfreq calibrate``).
     timeout : float
-        Seconds to wait for the connection and the workers.
+        Seconds to wait for the workers once connected.
+    connect_timeout : float
+        Seconds to reach the scheduler and hear its dask handshake; past it (a port
+        that accepts but never answers) the connection fails with ``TimeoutError``.
+        A refused port fails at once.
+
+    Raises
+    ------
+    ValueError
+        A malformed address, a scheme other than ``tcp://`` and ``tls://``, a
+        ``tls://`` address without ``security``, a field out of range.
     """
 
     address: str
@@ -262,10 +295,18 @@ class Scheduler:
     n_workers: int | None = None
     calibration: Any = None
     timeout: float = 60.0
+    connect_timeout: float = 10.0
 
     def __post_init__(self):
         if not isinstance(self.address, str) or not self.address.strip():
             raise TypeError(f"address must be a scheduler address such as 'tcp://host:8786' (got {self.address!r})")
+        object.__setattr__(self, "address", _scheduler_address(self.address.strip()))
+        if self.address.startswith("tls://") and not self.security:
+            raise ValueError(
+                f"{self.address!r} is a TLS scheduler: give its credentials "
+                "(Scheduler(address, security=make_security(cert_dir)); --tls-ca/--tls-cert/--tls-key)"
+            )
+        object.__setattr__(self, "connect_timeout", v.positive_float("connect_timeout", self.connect_timeout))
         if self.n_workers is not None:
             object.__setattr__(self, "n_workers", v.as_int("n_workers", self.n_workers, minimum=1))
         object.__setattr__(self, "timeout", v.positive_float("timeout", self.timeout))
@@ -318,6 +359,7 @@ class SSH:
 
     def __post_init__(self):
         object.__setattr__(self, "hostfile", os.fspath(self.hostfile))
+        _require("asyncssh", "a host-file (SSH) cluster", "pip install 'femfreq[ssh]'")
         if self.port is not None:
             object.__setattr__(self, "port", v.as_int("port", self.port, minimum=1, maximum=65535))
         if self.user is not None and (not str(self.user).strip()
@@ -379,11 +421,61 @@ class JobQueue:
 
     def __post_init__(self):
         object.__setattr__(self, "kind", str(self.kind).lower())
+        _require("dask_jobqueue", f"JobQueue({self.kind!r})", "pip install 'femfreq[jobqueue]'")
         object.__setattr__(self, "n_workers", v.as_int("n_workers", self.n_workers, minimum=0))
         object.__setattr__(self, "threads_per_worker",
                            v.as_int("threads_per_worker", self.threads_per_worker, minimum=1))
         object.__setattr__(self, "options", _frozen_mapping("options", self.options))
         object.__setattr__(self, "timeout", v.positive_float("timeout", self.timeout))
+
+
+def _is_loopback(host: str) -> bool:
+    """Whether ``host`` names this machine's loopback interface only (``localhost``, 127.x, ::1).
+
+    Any other name, ``""`` and ``0.0.0.0`` (every interface) are not: a name is not
+    resolved, so one that happens to point at loopback still counts as reachable.
+
+    >>> _is_loopback("127.0.0.1"), _is_loopback("localhost"), _is_loopback("0.0.0.0")
+    (True, True, False)
+    """
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def _scheduler_address(address: str) -> str:
+    """``address`` with its scheme (``host:port`` is ``tcp://host:port``); ValueError if malformed.
+
+    Only ``tcp://`` and ``tls://`` are accepted, with a host and a port in 1..65535.
+    """
+    expected = "expected 'tcp://host:port' or 'tls://host:port'"
+    scheme, sep, rest = address.partition("://")
+    if not sep:
+        scheme, rest = "tcp", address
+        if ":" not in rest or rest.startswith(":"):
+            raise ValueError(f"not a scheduler address: {address!r}; expected 'local', "
+                             "'tcp://host:port' or 'tls://host:port'")
+    if scheme not in ("tcp", "tls"):
+        raise ValueError(f"unsupported scheduler address {address!r}: only tcp:// and tls:// are supported; {expected}")
+    host, _, port = rest.rpartition(":")
+    if not host or not host.strip("[]") or any(c.isspace() or c in "/?#@" for c in host) or not port.isdigit() \
+            or not 1 <= int(port) <= 65535:
+        raise ValueError(f"not a scheduler address: {address!r}; {expected} (a host and a port in 1..65535)")
+    return f"{scheme}://{host}:{int(port)}"
+
+
+def _require(module: str, what: str, install: str) -> None:
+    """ImportError naming ``install`` if ``module`` (or a package it needs) cannot be imported."""
+    try:
+        importlib.import_module(module)
+    except ImportError as exc:
+        missing = exc.name or module
+        if missing != module and missing.split(".")[0] == "cryptography":
+            install = "pip install cryptography"
+        raise ImportError(f"{what} needs {missing.split('.')[0]}, which is not installed: {install}") from exc
 
 
 def as_cluster(cluster):
@@ -419,10 +511,11 @@ def method_from(name="direct", *, solver="auto", tol=1e-6, skip_singular=False) 
 
 
 def cluster_from(*, serial=False, scheduler=None, hostfile=None, n_workers=None, security=None,
-                 calibration=None, ssh=None):
+                 calibration=None, ssh=None, connect_timeout=None):
     """The where-object from the flat settings of the command line and the MATLAB adapter.
 
-    ``serial`` -> :class:`Serial`; ``scheduler`` (an address) -> :class:`Scheduler`;
+    ``serial`` -> :class:`Serial`; ``scheduler`` (an address) -> :class:`Scheduler`
+    (``connect_timeout``: seconds to reach it, default that of :class:`Scheduler`);
     ``hostfile`` -> :class:`SSH` (``ssh``: a mapping of its SSH settings, e.g. ``user``,
     ``port``, ``keys``); else :class:`Local` with ``n_workers``.
     """
@@ -432,10 +525,13 @@ def cluster_from(*, serial=False, scheduler=None, hostfile=None, n_workers=None,
         raise ValueError(f"give at most one of serial, scheduler and hostfile (got {', '.join(given)})")
     if ssh and not hostfile:
         raise ValueError(f"the SSH settings {', '.join(sorted(ssh))} need a host file")
+    if connect_timeout is not None and not scheduler:
+        raise ValueError("a connect timeout (--connect-timeout) needs a scheduler address (--scheduler)")
     if serial:
         return Serial()
     if scheduler:
-        return Scheduler(scheduler, security=security, n_workers=n_workers, calibration=calibration)
+        extra = {} if connect_timeout is None else {"connect_timeout": connect_timeout}
+        return Scheduler(scheduler, security=security, n_workers=n_workers, calibration=calibration, **extra)
     if hostfile:
         return SSH(hostfile, calibration=calibration, **dict(ssh or {}))
     return Local(n_workers=n_workers, calibration=calibration)

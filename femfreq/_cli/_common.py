@@ -17,6 +17,9 @@ def add_cluster_args(parser, *, serial: bool = False) -> None:
     parser.add_argument("--tls-ca", help="TLS CA file for a tls:// scheduler (default: none, plain tcp://)")
     parser.add_argument("--tls-cert", help="TLS client certificate, with its key or see --tls-key (default: none)")
     parser.add_argument("--tls-key", help="TLS client key (default: the one in the --tls-cert file)")
+    parser.add_argument("--connect-timeout", type=float, metavar="S",
+                        help="seconds to reach --scheduler and hear its handshake (default 10; "
+                             "a refused port fails at once)")
 
 
 def mesh_output(path, *, triangle: bool = False):

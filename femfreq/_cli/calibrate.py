@@ -128,6 +128,14 @@ def _print_report(calib: dict) -> None:
               + (f", {m['path']}" if "path" in m else ""))
 
 
+def _require_sympy() -> None:
+    """ImportError naming the extra if sympy (the primes workload) is missing here."""
+    try:
+        import sympy  # noqa: F401
+    except ImportError as exc:
+        raise ImportError("--primes needs sympy, which is not installed: pip install 'femfreq[calibrate]'") from exc
+
+
 def run(args) -> int:
     """Calibrate the cluster, optionally run the workloads, print a report and write the JSON."""
     from femfreq.calibrate import calibrate, save_calibration
@@ -140,8 +148,11 @@ def run(args) -> int:
     if args.workers is not None and args.workers < 1:
         raise ValueError(f"--workers must be >= 1 (got {args.workers})")
     # local: one worker per core unless --workers; a scheduler: wait for --workers (default 1)
+    if args.primes:  # before the cluster starts
+        _require_sympy()
     where = cluster_from(scheduler=args.scheduler, hostfile=args.hostfile,
-                         n_workers=args.workers if args.hostfile is None else None, security=security_from_args(args))
+                         n_workers=args.workers if args.hostfile is None else None, security=security_from_args(args),
+                         connect_timeout=args.connect_timeout)
     if not isinstance(where, Scheduler):
         where = dataclasses.replace(where, dashboard=False)
     with open_client(where) as client:

@@ -14,6 +14,7 @@ import logging
 import os
 import pkgutil
 import sys
+import warnings
 
 from .. import __version__
 
@@ -78,16 +79,28 @@ def main(argv: list[str] | None = None) -> int:
         logging.getLogger(name).setLevel(logging.DEBUG if args.verbose >= 2 else logging.WARNING)
     # femfreq's own INFO lines (cluster address, dashboard link, resume) are for the user
     logging.getLogger("femfreq").setLevel(min(level, logging.INFO))
+    showwarning = warnings.showwarning
+    if args.verbose < 2:
+        warnings.showwarning = _one_line_warning
     try:
         return int(args.func(args) or 0)
     except KeyboardInterrupt:
         print("femfreq: interrupted", file=sys.stderr)
         return 130
-    except (ValueError, TypeError, OSError, RuntimeError) as exc:
+    # ImportError: a missing optional package; the message names what to install
+    except (ValueError, TypeError, OSError, RuntimeError, ImportError) as exc:
         if args.verbose >= 2:
             raise
         print(f"femfreq: error: {exc}", file=sys.stderr)
         return 2
+    finally:
+        warnings.showwarning = showwarning
+
+
+def _one_line_warning(message, category, filename, lineno, file=None, line=None):
+    """A warning as one line ``femfreq: warning: ...`` (``-vv`` shows where it came from)."""
+    text = " ".join(str(message).split())
+    print(f"femfreq: warning: {text}", file=sys.stderr if file is None else file)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -59,7 +59,8 @@ def run(args) -> int:
     cluster = cluster_from(serial=args.serial, scheduler=args.scheduler, hostfile=args.hostfile,
                            n_workers=args.workers if args.hostfile is None else None,
                            security=security_from_args(args), calibration=args.calibration,
-                           ssh=_ssh_settings(connect_options, remote_python))
+                           ssh=_ssh_settings(connect_options, remote_python),
+                           connect_timeout=args.connect_timeout)
     common = dict(method=method, cluster=cluster, resume=args.resume, overwrite=args.overwrite,
                   progress=not args.no_progress, g=args.g)
     t0 = time.perf_counter()

@@ -11,7 +11,9 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import warnings
 
+from ..options import _is_loopback
 from ._common import KEEP_REPLICAS_CONFIG, _announce, _wait_for_workers
 
 __all__ = ["open_client"]
@@ -28,9 +30,6 @@ _JOBQUEUE_CLASSES = {
     "sge": "SGECluster",
     "htcondor": "HTCondorCluster",
 }
-
-_ADDRESS_PREFIXES = ("tcp://", "tls://", "ucx://", "inproc://")
-
 
 @contextlib.contextmanager
 def open_client(cluster="local"):
@@ -57,15 +56,26 @@ def open_client(cluster="local"):
     Raises
     ------
     ValueError, TypeError
-        Not a where-object, ``Serial()``, a malformed scheduler address, a ``tls://``
-        scheduler without credentials, an unknown job queue.
+        Not a where-object, ``Serial()``, a malformed scheduler address or a scheme other
+        than ``tcp://``/``tls://``, a ``tls://`` scheduler without credentials, a ``Local``
+        listening beyond loopback without TLS nor ``insecure=True``, an unknown job queue.
     TimeoutError
-        The workers did not join within the option's ``timeout``, or the SSH cluster
-        did not start in that time.
+        The scheduler sent no dask handshake within ``connect_timeout`` (a port that
+        accepts but never answers), the workers did not join within the option's
+        ``timeout``, or the SSH cluster did not start in that time.
     OSError
-        The scheduler cannot be reached.
+        The scheduler cannot be reached: refused (at once), not speaking dask, TLS
+        handshake failed. The message names the address.
     ImportError
-        A job queue without dask-jobqueue installed, or SSH without asyncssh.
+        A job queue without dask-jobqueue installed, SSH without asyncssh, a temporary
+        TLS certificate without cryptography.
+
+    Warns
+    -----
+    UserWarning
+        A ``Local(insecure=True)`` cluster listening beyond loopback without TLS (naming
+        its scheduler and dashboard ports); a dashboard asked for without bokeh installed
+        (the cluster starts without it).
     femfreq.errors.ClusterError
         The SSH cluster could not start (the message names the host file).
 
@@ -126,54 +136,153 @@ def _cluster_client(cluster):
         yield client
 
 
-def _scheduler_address(address: str) -> str:
-    """``address`` with its protocol (``host:port`` is ``tcp://host:port``); ValueError if malformed."""
-    full = address
-    if "://" not in full:
-        if ":" not in full or full.startswith(":"):
-            raise ValueError(
-                f"not a scheduler address: {address!r}; expected 'local', 'tcp://host:port' or 'tls://host:port'"
-            )
-        full = "tcp://" + full
-    if not full.startswith(_ADDRESS_PREFIXES):
-        raise ValueError(f"unsupported scheduler address {address!r}; expected tcp://host:port or tls://host:port")
-    return full
-
-
 @contextlib.contextmanager
 def _scheduler_client(where):
-    """A client on a running scheduler (:class:`~femfreq.options.Scheduler`)."""
+    """A client on a running scheduler (:class:`~femfreq.options.Scheduler`).
+
+    The address, its scheme and the TLS credentials were checked by the option
+    object. dask's own connect waits without limit for the handshake of a port
+    that accepts but never answers, and reads a non-dask answer as a frame length
+    (a ``MemoryError`` of exabytes): :func:`_reach_scheduler` first hears the
+    scheduler's handshake within ``connect_timeout`` seconds.
+    """
     from distributed import Client
 
-    address = _scheduler_address(where.address)
-    if address.startswith("tls://") and not where.security:
-        raise ValueError(
-            f"{where.address!r} is a TLS scheduler: give its credentials "
-            "(Scheduler(address, security=make_security(cert_dir)))"
-        )
+    address = where.address
+    _reach_scheduler(address, where.security, where.connect_timeout)
     # Client(address), never LocalCluster(address): the latter starts a new cluster
     try:
-        client = Client(address, security=where.security or None, timeout=where.timeout)
-    except (OSError, TimeoutError) as exc:
-        raise OSError(f"cannot connect to the dask scheduler at {address}: {exc}") from exc
+        client = Client(address, security=where.security or None, timeout=where.connect_timeout)
+    except (OSError, TimeoutError, MemoryError, ValueError) as exc:
+        raise OSError(f"cannot connect to the dask scheduler at {address}: {_reason(exc)}") from exc
     with client:
         _wait_for_workers(client, where.n_workers or 1, where.timeout, f"the scheduler at {address}")
         _announce(client, "dask scheduler")
         yield client
 
 
+def _reason(exc) -> str:
+    """One line of what went wrong (the exception's class when its text is empty)."""
+    text = " ".join(str(exc).split())
+    return text or type(exc).__name__
+
+
+#: the largest first message a scheduler sends (its handshake is a few hundred bytes)
+_MAX_HANDSHAKE = 1 << 20
+
+#: how long a refused port is retried (a scheduler being restarted), in seconds
+_REFUSED_RETRY = 1.0
+
+
+def _reach_scheduler(address: str, security, timeout: float) -> None:
+    """Hear the dask handshake of the scheduler at ``address`` within ``timeout`` seconds.
+
+    A dask server writes its handshake as soon as a connection opens: an 8-byte frame
+    length, then that many bytes. Plain sockets with a deadline on every step (connect,
+    TLS handshake, read) make each failure end in time, with a message naming the
+    address: refused, no answer, not dask, TLS handshake failed.
+
+    Raises
+    ------
+    TimeoutError
+        Nothing (or not all of the handshake) arrived within ``timeout`` seconds.
+    OSError
+        Refused, unreachable, closed, not speaking the dask protocol, or the TLS
+        handshake failed.
+    """
+    import socket
+    import ssl
+    import struct
+    import time
+
+    from distributed.comm.addressing import parse_address, parse_host_port
+
+    scheme, location = parse_address(address)
+    host, port = parse_host_port(location)
+    deadline = time.monotonic() + timeout
+
+    def fail(reason, cls=OSError):
+        return cls(f"cannot connect to the dask scheduler at {address}: {reason}")
+
+    def left():
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise socket.timeout
+        return remaining
+
+    def receive(sock, n):
+        data = b""
+        while len(data) < n:
+            sock.settimeout(left())
+            part = sock.recv(n - len(data))
+            if not part:
+                raise fail("it closed the connection without a dask handshake (not a dask scheduler?)")
+            data += part
+        return data
+
+    sock = None
+    try:
+        sock = _open_socket(host, port, left, deadline)
+        if scheme == "tls":
+            context = security.get_connection_args("client")["ssl_context"]
+            sock.settimeout(left())
+            try:
+                sock = context.wrap_socket(sock, server_hostname=host if context.check_hostname else None)
+            except ssl.SSLError as exc:
+                raise fail(f"TLS handshake failed ({exc.reason or exc}): other credentials than the "
+                           "scheduler's, or not a TLS scheduler (tcp://?)") from exc
+        (size,) = struct.unpack("<Q", receive(sock, 8))
+        if not 0 < size <= _MAX_HANDSHAKE:
+            raise fail("it answers, but not in the dask protocol (another kind of server on that port?)")
+        receive(sock, size)
+    except socket.timeout as exc:
+        hint = " (a TLS scheduler? use tls:// and its credentials)" if scheme == "tcp" else ""
+        raise fail(f"no dask handshake within {timeout:g} s{hint}", TimeoutError) from exc
+    except ConnectionRefusedError as exc:
+        raise fail(f"connection refused (no scheduler listens on port {port} of {host})") from exc
+    except socket.gaierror as exc:
+        raise fail(f"unknown host {host!r} ({exc.strerror or exc})") from exc
+    except OSError as exc:
+        if "cannot connect to the dask scheduler" in str(exc):
+            raise
+        raise fail(_reason(exc)) from exc
+    finally:
+        if sock is not None:
+            sock.close()
+
+
+def _open_socket(host, port, left, deadline):
+    """A TCP connection to ``host:port``; a refused port is retried for :data:`_REFUSED_RETRY` s only."""
+    import socket
+    import time
+
+    give_up = min(deadline, time.monotonic() + _REFUSED_RETRY)
+    while True:
+        try:
+            return socket.create_connection((host.strip("[]"), port), timeout=left())
+        except ConnectionRefusedError:
+            if time.monotonic() + 0.1 >= give_up:
+                raise
+            time.sleep(0.1)
+
+
 @contextlib.contextmanager
 def _local_client(where):
-    """An embedded LocalCluster of worker processes (:class:`~femfreq.options.Local`) and a client on it."""
+    """An embedded LocalCluster of worker processes (:class:`~femfreq.options.Local`) and a client on it.
+
+    ``Local`` itself refused a listener beyond loopback without TLS unless ``insecure``;
+    with ``insecure`` the ports it opened are named in a warning.
+    """
     import dask
     from distributed import Client, LocalCluster
 
     n_workers = where.n_workers or os.cpu_count() or 1
     security = where.security
+    dashboard = bool(where.dashboard) and _have_bokeh()
     kwargs = {}
     if security:
         kwargs.update(security=security, protocol="tls://")
-    with dask.config.set(KEEP_REPLICAS_CONFIG):
+    with dask.config.set(KEEP_REPLICAS_CONFIG), _workers_ignore_sigint():
         cluster = LocalCluster(
             n_workers=n_workers,
             threads_per_worker=where.threads_per_worker,
@@ -182,16 +291,65 @@ def _local_client(where):
             scheduler_port=where.scheduler_port,
             # the HTTP server always runs (health checks); ":0" avoids port clashes
             dashboard_address=f"{where.host}:0",
-            scheduler_kwargs={"dashboard": bool(where.dashboard)},
+            scheduler_kwargs={"dashboard": dashboard},
             **kwargs,
         )
     try:
         with Client(cluster, security=security or None, timeout=where.timeout) as client:
+            if not security and not _is_loopback(where.host):
+                _warn_open(client, where.host)
             _wait_for_workers(client, n_workers, where.timeout, "the local cluster")
             _announce(client, f"local dask cluster ({n_workers} workers)")
             yield client
     finally:
         cluster.close()
+
+
+def _have_bokeh() -> bool:
+    """Whether the dashboard can be served; warns (one line) when bokeh is missing."""
+    try:
+        import bokeh  # noqa: F401
+    except ImportError:
+        warnings.warn("no dashboard: bokeh is not installed (pip install 'bokeh>=3.1')", UserWarning, stacklevel=4)
+        return False
+    return True
+
+
+def _warn_open(client, host: str) -> None:
+    """Warn that the cluster listens beyond loopback without TLS, naming its real ports."""
+    address = client.scheduler.address
+    ports = [f"scheduler port {address.rpartition(':')[2]}"]
+    http = client.scheduler_info().get("services", {}).get("dashboard")
+    if http:
+        ports.append(f"dashboard port {http}")
+    warnings.warn(
+        f"the cluster listens on {host or 'every interface'} without TLS ({', '.join(ports)}): anyone who "
+        "can reach these ports can run code as you (insecure=True / --insecure; use TLS instead)",
+        UserWarning, stacklevel=4,
+    )
+
+
+@contextlib.contextmanager
+def _workers_ignore_sigint():
+    """Start the worker processes with SIGINT ignored (from the main thread; else a no-op).
+
+    A Ctrl-C in a terminal goes to the whole process group: the worker processes
+    would each die with a KeyboardInterrupt traceback while this process closes
+    them anyway. A signal ignored at their start stays ignored in them (Python
+    installs its KeyboardInterrupt handler only over the default); this process's
+    own handler is restored as soon as the workers run.
+    """
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 @contextlib.contextmanager

@@ -35,10 +35,14 @@ def make_security(cert_dir=None, *, create: bool = False):
     ------
     FileNotFoundError
         ``cert_dir`` lacks one of the files and ``create`` is false.
+    ImportError
+        A certificate must be made and the ``cryptography`` package is missing (checked
+        before ``cert_dir`` is created).
     """
     from distributed import Security
 
     if cert_dir is None:
+        _require_cryptography()
         return Security.temporary()
     cert_dir = Path(cert_dir)
     files = {name: cert_dir / f"{name}.pem" for name in ("ca", "cert", "key")}
@@ -46,6 +50,7 @@ def make_security(cert_dir=None, *, create: bool = False):
     if missing and create:
         if len(missing) < 3:
             raise FileNotFoundError(f"{cert_dir} holds only some of ca.pem, cert.pem, key.pem (missing {missing})")
+        _require_cryptography()
         cert_dir.mkdir(parents=True, exist_ok=True)
         tmp = Security.temporary()
         files["ca"].write_text(tmp.tls_ca_file)
@@ -70,6 +75,15 @@ def make_security(cert_dir=None, *, create: bool = False):
         tls_worker_cert=cert,
         tls_worker_key=key,
     )
+
+
+def _require_cryptography() -> None:
+    """ImportError naming the fix if ``cryptography`` (which makes the certificates) is missing."""
+    try:
+        import cryptography  # noqa: F401
+    except ImportError as exc:
+        raise ImportError("making a TLS certificate needs the cryptography package, which is not "
+                          "installed: pip install cryptography") from exc
 
 
 def _pem(value):
