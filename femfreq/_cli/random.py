@@ -80,7 +80,7 @@ def run(args) -> int:
     stem = os.path.splitext(os.path.basename(args.results))[0]
     figure = os.path.join(directory, f"{stem}_psd.{args.format}")
     plots.plot_psd(response, figure, unit=unit, input_unit=input_unit,
-                   title=plots._title(result, f"random {args.quantity} response, input {asd.rms:.3g} rms"))
+                   title=plots.title(result, f"random {args.quantity} response, input {asd.rms:.3g} rms"))
     table = os.path.join(directory, f"{stem}_psd.csv")
     np.savetxt(table, np.column_stack([response.freqs_hz, response.psd]), delimiter=",", fmt="%.9g",
                header="frequency_hz," + ",".join(response.labels) + f"  # response PSD, ({unit})^2/Hz")

@@ -105,7 +105,7 @@ def run(args) -> int:
     stem = os.path.splitext(os.path.basename(args.results))[0]
     figure = os.path.join(directory, f"{stem}_srs.{args.format}")
     plots.plot_srs(spectrum, figure, labels=labels, unit=unit,
-                   title=plots._title(result, f"shock response spectrum ({args.kind}, Q = {args.q:g})"))
+                   title=plots.title(result, f"shock response spectrum ({args.kind}, Q = {args.q:g})"))
     table = os.path.join(directory, f"{stem}_srs.csv")
     np.savetxt(table, np.column_stack([fn, spectrum.srs]), delimiter=",", fmt="%.9g",
                header="natural_frequency_hz," + ",".join(labels) + f"  # {args.kind} SRS, Q = {args.q:g}, {unit}")
