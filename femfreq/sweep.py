@@ -59,8 +59,9 @@ def solve(
     b : (n,) array, optional
         Load distribution vector, when ``K`` is given.
     freqs_hz : array-like or str, optional
-        Frequencies in Hz: a list/array, ``"start:stop:n"`` (linear) or
-        ``"log:start:stop:n"``. Without it the frequencies are the ``rfft`` bins of the
+        Frequencies in Hz: a list/array, ``"start:stop:n"`` (linear),
+        ``"log:start:stop:n"``, or ``"auto:fmin:fmax[:n]"`` (``n`` points in every
+        mode's half-power band, from the model's modes: :mod:`femfreq.grid`). Without it the frequencies are the ``rfft`` bins of the
         load history, ``k / (n_fft dt)``, Nyquist included.
     load : History, path, complex array or scalar, optional
         With ``freqs_hz``: ``P(omega)`` at those frequencies (default 1: the frequency
@@ -126,7 +127,7 @@ def solve(
     where = as_cluster(cluster)
     calibration = _calibration(where)  # a bad calibration file fails before any work
     system, model = _build_system(model_or_K, C, M, b, g=g, output_dofs=output_dofs)
-    freqs, P, history = _frequencies_and_load(model, freqs_hz, load)
+    freqs, P, history = _frequencies_and_load(model, freqs_hz, load, system)
     _check_frequency_scale(system, freqs)
     outputs = _outputs(system, model)
     fingerprint = _fingerprint(system, method)
@@ -242,14 +243,17 @@ def _chunks(system, todo, freqs, P, method, where, calibration):
         yield from run_on_dask(client, system, tasks, method=method)
 
 
-def _frequencies_and_load(model, freqs_hz, load):
-    """(freqs_hz, P, history): history is the History when the sweep is on its rfft grid."""
+def _frequencies_and_load(model, freqs_hz, load, system):
+    """(freqs_hz, P, history): history is the History when the sweep is on its rfft grid.
+
+    An ``"auto:..."`` spec is resolved on ``system`` (its modes set the grid).
+    """
     from . import spectra
 
     if freqs_hz is not None:
         if isinstance(load, (History, str, os.PathLike)):
             raise TypeError("a load history sets its own rfft frequencies: give either freqs_hz or a History")
-        freqs = spectra.frequency_grid(freqs_hz)
+        freqs = spectra.frequency_grid(freqs_hz, system=system)
         P = v.load_spectrum(1.0 if load is None else load, freqs.size)
         return freqs, P, None
     if load is None and model is not None:
