@@ -403,7 +403,7 @@ def to_time(X, n_fft, axis=0):
     return np.fft.irfft(X, n_fft, axis=axis)
 
 
-def frequency_grid(spec):
+def frequency_grid(spec, *, system=None):
     """Frequencies in Hz from a user's specification.
 
     Parameters
@@ -411,7 +411,12 @@ def frequency_grid(spec):
     spec : array_like or str
         A list/array of frequencies; or a string: ``"start:stop:n"`` (``n`` points,
         linear, both ends included), ``"log:start:stop:n"`` (logarithmic,
-        ``start > 0``), or numbers separated by commas or spaces (``"10,20,50"``).
+        ``start > 0``), ``"auto:fmin:fmax"`` or ``"auto:fmin:fmax:n"`` (at least ``n``
+        points in the half-power band of every mode of ``system`` plus a log-spaced
+        background, :mod:`femfreq.grid`), or numbers separated by commas or spaces
+        (``"10,20,50"``).
+    system : System, optional
+        The model an ``"auto:..."`` spec is resolved on (its eigenvalues and damping).
 
     Returns
     -------
@@ -423,7 +428,8 @@ def frequency_grid(spec):
         If the frequencies are not numbers.
     ValueError
         Empty, negative, NaN or infinite frequencies, a malformed range, or
-        ``stop < start``; the message quotes the value.
+        ``stop < start``; the message quotes the value. An ``"auto:..."`` spec
+        without ``system``.
 
     Examples
     --------
@@ -432,7 +438,15 @@ def frequency_grid(spec):
     >>> frequency_grid("log:1:1000:4")
     array([   1.,   10.,  100., 1000.])
     """
-    if isinstance(spec, str):
+    if isinstance(spec, str) and spec.strip().lower().startswith("auto"):
+        from . import grid  # the eigen-analysis only when asked for
+
+        auto = grid.parse_auto(spec)
+        if system is None:
+            raise ValueError(f"frequency spec {spec!r} is resolved on a model: pass system=, or give it to "
+                             "femfreq.solve")
+        freqs = grid.auto_grid(system, auto)
+    elif isinstance(spec, str):
         freqs = v.frequencies(_parse_grid(spec), f"frequencies {spec!r}")
     else:
         freqs = v.frequencies(spec, "frequencies")

@@ -59,8 +59,9 @@ def solve(
     b : (n,) array, optional
         Load distribution vector, when ``K`` is given.
     freqs_hz : array-like or str, optional
-        Frequencies in Hz: a list/array, ``"start:stop:n"`` (linear) or
-        ``"log:start:stop:n"``. Without it the frequencies are the ``rfft`` bins of the
+        Frequencies in Hz: a list/array, ``"start:stop:n"`` (linear),
+        ``"log:start:stop:n"``, or ``"auto:fmin:fmax[:n]"`` (``n`` points in every
+        mode's half-power band, from the model's modes: :mod:`femfreq.grid`). Without it the frequencies are the ``rfft`` bins of the
         load history, ``k / (n_fft dt)``, Nyquist included.
     load : History, path, complex array or scalar, optional
         With ``freqs_hz``: ``P(omega)`` at those frequencies (default 1: the frequency
@@ -126,7 +127,7 @@ def solve(
     where = as_cluster(cluster)
     calibration = _calibration(where)  # a bad calibration file fails before any work
     system, model = _build_system(model_or_K, C, M, b, g=g, output_dofs=output_dofs)
-    freqs, P, history = _frequencies_and_load(model, freqs_hz, load, base=system.base is not None)
+    freqs, P, history = _frequencies_and_load(model, freqs_hz, load, system)
     base = None
     if system.base is not None:  # the load spectrum is the base acceleration; P = a_b (1 + alpha / (i w))
         base = {"direction": system.base.direction, "acceleration": P, "influence": system.base.influence}
@@ -247,22 +248,24 @@ def _chunks(system, todo, freqs, P, method, where, calibration):
         yield from run_on_dask(client, system, tasks, method=method)
 
 
-def _frequencies_and_load(model, freqs_hz, load, base=False):
+def _frequencies_and_load(model, freqs_hz, load, system):
     """(freqs_hz, P, history): history is the History when the sweep is on its rfft grid.
 
-    With ``base``, ``P`` is the base acceleration (default: the model base's acceleration).
+    An ``"auto:..."`` spec is resolved on ``system`` (its modes set the grid). With a base
+    (``system.base``), ``P`` is the base acceleration (default: the model base's acceleration).
     """
     from . import spectra
 
     if freqs_hz is not None:
         if isinstance(load, (History, str, os.PathLike)):
             raise TypeError("a load history sets its own rfft frequencies: give either freqs_hz or a History")
-        freqs = spectra.frequency_grid(freqs_hz)
+        freqs = spectra.frequency_grid(freqs_hz, system=system)
         if load is None:
-            load = model.base.acceleration if base and getattr(model, "base", None) is not None else 1.0
+            model_base = getattr(model, "base", None) if system.base is not None else None
+            load = model_base.acceleration if model_base is not None else 1.0
         P = v.load_spectrum(load, freqs.size)
         return freqs, P, None
-    if base and load is None:
+    if system.base is not None and load is None:
         raise ValueError("base motion needs frequencies: give freqs_hz (or a base acceleration History as load)")
     if load is None and model is not None:
         samples, dt, n_fft = model.load_history()

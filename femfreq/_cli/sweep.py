@@ -25,7 +25,8 @@ def add_args(parser):
     parser.add_argument("--level", type=int, help="mesh refinement level (default: the model's)")
     parser.add_argument("--matrices", metavar="FILE.mat", help="solve K, C, M, b, freqs, P from a .mat file (MATLAB route; default: build MODEL)")
     parser.add_argument("--freqs", metavar="SPEC",
-                        help="frequencies in Hz: 'start:stop:n', 'log:start:stop:n' or a comma list "
+                        help="frequencies in Hz: 'start:stop:n', 'log:start:stop:n', a comma list, or "
+                             "'auto:FMIN:FMAX[:N]' (N points in every mode's half-power band, docs/vibration.md) "
                              "(default: the rfft bins of the load history)")
     parser.add_argument("--base", metavar="DIR",
                         help="enforced base motion: drive the constrained nodes along x, y or 'vx,vy' with unit "
