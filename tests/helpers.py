@@ -203,3 +203,14 @@ def write_matlab_v73_sparse(path, name, n_rows, jc, ir, data, **dense):
         if ir is not None:
             g.create_dataset("ir", data=ir)
             g.create_dataset("data", data=data)
+
+
+def vtu_field_data(path) -> dict:
+    """The VTK ``FieldData`` arrays of a .vtu file, read with the standard XML parser."""
+    import xml.etree.ElementTree as ET
+
+    grid = ET.parse(path).getroot().find("UnstructuredGrid")
+    block = grid.find("FieldData") if grid is not None else None
+    if block is None:
+        return {}
+    return {a.get("Name"): np.array(a.text.split(), dtype=float) for a in block.findall("DataArray")}

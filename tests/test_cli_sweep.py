@@ -86,6 +86,9 @@ def test_field_export_matches_a_dense_solve(tmp_path, capsys):
     x = model.expand(np.linalg.solve(A, b)).reshape(-1, 2)
     got = meshio.read(out).point_data["amplitude"][:, :2]
     np.testing.assert_allclose(got, np.abs(x), rtol=1e-9, atol=1e-12 * np.abs(x).max())
+    from helpers import vtu_field_data
+
+    assert vtu_field_data(out)["frequency_hz"].tolist() == [40.0]  # ParaView shows it with the data
 
 
 def test_field_rejects_negative_frequency(capsys):

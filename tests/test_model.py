@@ -7,7 +7,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 import scipy.linalg
-from helpers import one_rod, spring_mass_chain, square_truss, straight_rod, two_bar_truss
+from helpers import vtu_field_data, one_rod, spring_mass_chain, square_truss, straight_rod, two_bar_truss
 
 from femfreq.model import rods
 from femfreq._cli.main import main
@@ -474,8 +474,10 @@ def test_cli_modes_writes_vtu(tmp_path, capsys):
     data = meshio.read(out)
     m = load_model("beam", level=1)
     freqs, shapes = m.modes(3)
-    np.testing.assert_allclose(np.abs(data.point_data["mode_1"][:, :2]), np.abs(shapes[:, 0].reshape(-1, 2)), atol=1e-12)
+    first = f"mode_1_{freqs[0]:.5g}Hz"  # each field names its natural frequency
+    np.testing.assert_allclose(np.abs(data.point_data[first][:, :2]), np.abs(shapes[:, 0].reshape(-1, 2)), atol=1e-12)
     assert f"{freqs[0]:.6f}" in text
+    np.testing.assert_allclose(vtu_field_data(out)["natural_frequency_hz"], freqs, rtol=1e-15)
     # a line model has no triangles: written on the rods
     out2 = tmp_path / "rod.vtu"
     assert main(["modes", "rod", "-k", "1", "-o", str(out2)]) == 0

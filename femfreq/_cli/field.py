@@ -43,7 +43,7 @@ def run(args) -> int:
         "real": x.real,
         "imag": x.imag,
     }
-    path = write_mesh(args.output, model.mesh, point_data=fields)
+    path = write_mesh(args.output, model.mesh, point_data=fields, field_data={"frequency_hz": [args.freq]})
     print(f"wrote {path}: response at {args.freq:g} Hz on {model.n_nodes} nodes "
           f"(max |x| {fields['magnitude'].max():.3e}, relative residual {rel:.1e})")
     return 0

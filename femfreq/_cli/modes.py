@@ -15,6 +15,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+import numpy as np
+
 
 def add_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("model", help="a model file (.toml) or the name of a shipped model (satellite, beam, rod)")
@@ -27,14 +29,17 @@ def add_args(parser: argparse.ArgumentParser) -> None:
 
 
 def write_modes(path, model, freqs_hz, shapes_full) -> Path:
-    """Write mode shapes as nodal (n, 2) vector fields ``mode_1 ... mode_k``."""
-    fields = {f"mode_{i + 1}": shapes_full[:, i].reshape(-1, 2) for i in range(len(freqs_hz))}
+    """Write mode shapes as nodal (n, 2) vector fields named with their frequency, ``mode_1_2.9755Hz``.
+
+    A ``.vtu`` file also carries ``natural_frequency_hz`` (k,) as VTK field data.
+    """
+    fields = {f"mode_{i + 1}_{f:.5g}Hz": shapes_full[:, i].reshape(-1, 2) for i, f in enumerate(freqs_hz)}
     if model.mesh is not None:
         from femfreq.mesh import write_mesh
 
-        return write_mesh(path, model.mesh, point_data=fields)
+        return write_mesh(path, model.mesh, point_data=fields,
+                          field_data={"natural_frequency_hz": np.asarray(freqs_hz, dtype=float)})
     import meshio
-    import numpy as np
 
     points = np.column_stack([model.points, np.zeros(model.n_nodes)])
     data = {k: np.column_stack([v, np.zeros(model.n_nodes)]) for k, v in fields.items()}

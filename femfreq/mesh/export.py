@@ -11,7 +11,8 @@ from .geometry import Mesh
 __all__ = ["write_mesh"]
 
 
-def write_mesh(path, mesh: Mesh, point_data: dict | None = None, *, file_format: str | None = None) -> Path:
+def write_mesh(path, mesh: Mesh, point_data: dict | None = None, *, file_format: str | None = None,
+               field_data: dict | None = None) -> Path:
     """Write a mesh and nodal fields with meshio (VTU, XDMF, ... by the file suffix).
 
     Parameters
@@ -26,6 +27,10 @@ def write_mesh(path, mesh: Mesh, point_data: dict | None = None, *, file_format:
         always written as ``"point_markers"``.
     file_format : str, optional
         meshio format name, if the suffix does not say it.
+    field_data : dict of str to array, optional
+        Whole-dataset values (e.g. ``{"frequency_hz": [120.0]}``), written as VTK
+        ``FieldData`` in a ``.vtu`` file (ParaView shows them in its information
+        panel); other formats do not carry them (meshio drops them).
 
     Returns
     -------
@@ -58,4 +63,26 @@ def write_mesh(path, mesh: Mesh, point_data: dict | None = None, *, file_format:
     path = Path(path)
     m = meshio.Mesh(points, [("triangle", mesh.triangles)], point_data=data)
     m.write(path, file_format=file_format)
+    if field_data and (file_format == "vtu" or (file_format is None and path.suffix.lower() == ".vtu")):
+        _add_vtu_field_data(path, field_data)
     return path
+
+
+def _add_vtu_field_data(path: Path, field_data: dict) -> None:
+    """Insert a VTK ``<FieldData>`` block (ascii Float64 arrays) into a written .vtu file."""
+    from xml.sax.saxutils import quoteattr
+
+    arrays = []
+    for name, value in field_data.items():
+        a = np.atleast_1d(np.asarray(value, dtype=np.float64)).ravel()
+        numbers = " ".join(repr(float(x)) for x in a)
+        arrays.append(f'<DataArray type="Float64" Name={quoteattr(str(name))} NumberOfTuples="{a.size}" '
+                      f'format="ascii">{numbers}</DataArray>')
+    block = "<FieldData>" + "".join(arrays) + "</FieldData>"
+    text = path.read_bytes()
+    tag = b"<UnstructuredGrid>"
+    at = text.find(tag)
+    if at < 0:  # not meshio's layout: leave the file as it is
+        return
+    at += len(tag)
+    path.write_bytes(text[:at] + block.encode() + text[at:])
