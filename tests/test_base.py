@@ -261,3 +261,30 @@ def test_cli_sweep_base_and_modes_effective_mass(tmp_path, capsys):
     assert em.mass[0, 0] / rod.total_mass == pytest.approx(8 / np.pi**2, rel=3e-3)
     assert em.moving_mass[0] == pytest.approx(rod.total_mass * 19.5 / 20)  # half a rod sits on the base
     assert f"{em.cumulative[2, 0]:.4f}" in text
+
+
+def test_random_response_of_a_base_gives_the_interface_force_rms():
+    """The interface-force rms under a flat ASD equals an independent adaptive quadrature of
+    |m + m T(f)|^2 W (the single-DOF interface force per unit base acceleration)."""
+    from scipy.integrate import quad
+
+    model, k, m = _sdof(g=0.05)
+    fn = np.sqrt(k / m) / (2 * np.pi)
+    lo, hi = fn / 4, fn * 4
+    # a grid that resolves the peak: log background plus points around fn
+    f = np.unique(np.concatenate([np.geomspace(lo, hi, 400), fn * (1 + np.linspace(-0.1, 0.1, 201))]))
+    r = femfreq.solve(model.with_base("x"), freqs_hz=f, cluster=None, progress=False)
+    W = 0.04
+    rr = femfreq.random_response(r, f"{lo}:{W},{hi}:{W}")
+    k_c = k * (1 + 0.05j)
+
+    def force2(fi):
+        w = 2 * np.pi * fi
+        return abs(m + m * k_c / (k_c - w**2 * m)) ** 2 * W
+
+    ref = np.sqrt(quad(force2, lo, hi, points=[fn], limit=400, epsabs=0, epsrel=1e-10)[0])
+    assert rr.interface_force_rms[0] == pytest.approx(ref, rel=5e-3)
+    assert rr.interface_force_rms[1] == 0.0
+    assert rr.interface_force_psd.shape == (f.size, 2)
+    point = femfreq.solve(*_sdof()[0].matrices(), freqs_hz=f, cluster=None, progress=False)
+    assert femfreq.random_response(point, f"{lo}:{W},{hi}:{W}").interface_force_rms is None

@@ -75,6 +75,10 @@ def run(args) -> int:
         response = _columns(response, columns)
     mode = dominant_mode(response)
     _print_table(result, response, mode, columns, args, unit, input_unit, excitation)
+    if response.interface_force_rms is not None:
+        fx, fy = response.interface_force_rms
+        print(f"# interface force (the base on the structure), rms: x {fx:.6g}, y {fy:.6g} "
+              f"(mass x {input_unit.split('^')[0]}: multiply by g in the model's acceleration unit)")
     directory = output_dir(args, args.results)
     os.makedirs(directory, exist_ok=True)
     stem = os.path.splitext(os.path.basename(args.results))[0]

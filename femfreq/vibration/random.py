@@ -56,6 +56,13 @@ class RandomResponse:
         The band integrated: the overlap of the frequency grid and the ASD band.
     labels : tuple of str
         One name per output.
+    interface_force_psd : (F, 2) float64 or None
+        Base excitation only: spectral density of the force the base applies to the
+        structure (x, y), ``|F / a_b|^2 W``. ``F / a_b`` is a mass, so under an ASD in
+        g^2/Hz this is in (mass x g)^2/Hz: multiply the rms by g in the model's
+        acceleration unit for a force. None for a point load.
+    interface_force_rms : (2,) float64 or None
+        Its rms over ``band_hz`` (the figure used to notch a shaker input).
     """
 
     freqs_hz: np.ndarray
@@ -65,10 +72,15 @@ class RandomResponse:
     asd: ASD
     band_hz: tuple
     labels: tuple
+    interface_force_psd: np.ndarray | None = None
+    interface_force_rms: np.ndarray | None = None
 
     def __post_init__(self):
-        for name in ("freqs_hz", "psd", "rms"):
-            a = np.array(getattr(self, name), dtype=np.float64)
+        for name in ("freqs_hz", "psd", "rms", "interface_force_psd", "interface_force_rms"):
+            value = getattr(self, name)
+            if value is None:
+                continue
+            a = np.array(value, dtype=np.float64)
             a.setflags(write=False)
             object.__setattr__(self, name, a)
 
@@ -151,8 +163,26 @@ def random_response(result_or_freqs_and_transfer, asd, quantity: str = "accelera
         warnings.warn(f"the frequencies cover {lo:g} to {hi:g} Hz of the ASD band {asd.band_hz[0]:g} to "
                       f"{asd.band_hz[1]:g} Hz; the rms integrates that overlap only", stacklevel=2)
     mean_square = _integrate_psd(freqs, H2, asd, lo, hi)
+    force_psd = force_rms = None
+    Hf = _interface_transfer(result_or_freqs_and_transfer)
+    if Hf is not None:  # base excitation: the force the base applies, per unit base acceleration
+        F2 = np.abs(Hf) ** 2
+        force_psd = F2 * level[:, None]
+        force_rms = np.sqrt(_integrate_psd(freqs, F2, asd, lo, hi))
     return RandomResponse(freqs_hz=freqs, psd=H2 * level[:, None], rms=np.sqrt(mean_square),
-                          quantity=quantity, asd=asd, band_hz=(float(lo), float(hi)), labels=labels)
+                          quantity=quantity, asd=asd, band_hz=(float(lo), float(hi)), labels=labels,
+                          interface_force_psd=force_psd, interface_force_rms=force_rms)
+
+
+def _interface_transfer(result):
+    """(F, 2) interface force per unit base acceleration of a base-motion result, else None."""
+    force = getattr(result, "interface_force", None)
+    base = getattr(result, "base", None)
+    if force is None or not base:
+        return None
+    with np.errstate(divide="ignore", invalid="ignore"):
+        Hf = np.asarray(force) / np.asarray(base["acceleration"]).reshape(-1, 1)
+    return np.where(np.isfinite(Hf), Hf, 0.0)
 
 
 def miles_grms(fn, q, asd_value):
