@@ -109,7 +109,7 @@ def _malloc_rows(system, n_freqs, repeats):
             open_client(Local(n_workers=1, threads_per_worker=1, dashboard=False)) as ff_client:
         pool.submit(int).result()  # the process starts now
         with dask.config.set(KEEP_REPLICAS_CONFIG):
-            plain_dask = LocalCluster(n_workers=1, threads_per_worker=1, processes=True, dashboard_address=None)
+            plain_dask = LocalCluster(n_workers=1, threads_per_worker=1, processes=True, dashboard_address=":0")
         with plain_dask, Client(plain_dask) as dask_client:
             got, envs = _interleave(system, args, repeats, pool, ff_client, dask_client)
     base = statistics.median(s for s, _, _ in got["plain process"])
