@@ -330,7 +330,7 @@ def _local_plan(where, worker_bytes, what) -> tuple[int, int]:
     per_worker = WORKER_BASE_BYTES if worker_bytes is None else float(worker_bytes)
     n, threads = plan_workers(os.cpu_count() or 1, memory, per_worker, n_workers=where.n_workers,
                               threads_per_worker=where.threads_per_worker, what=what)
-    logger.info("%s: %d workers x %d threads (~%.2f GB per worker, %.1f GB available)",
+    logger.debug("%s: %d workers x %d threads (~%.2f GB per worker, %.1f GB available)",
                 what, n, threads, per_worker / 1e9, memory / 1e9)
     return n, threads
 
