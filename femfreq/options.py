@@ -204,9 +204,17 @@ class Local:
     Parameters
     ----------
     n_workers : int, optional
-        Worker processes (default: one per core).
-    threads_per_worker : int
-        Threads per worker (1: the solvers are single-threaded per frequency).
+        Worker processes (default: as many as fit, see :func:`femfreq.plan.plan_workers`:
+        one per core while the model's estimated memory per worker fits in
+        ``memory_limit``, else fewer with the cores shared as threads).
+    threads_per_worker : int, optional
+        Threads per worker; PARDISO factors with that many (default: the cores divided
+        among the workers; 1 when there is one worker per core).
+    memory_limit : int or str, optional
+        Memory the workers may use in all, in bytes or as ``"8GB"`` (default: what the
+        machine has available when the cluster starts). A plan whose workers do not fit
+        is refused (:class:`~femfreq.errors.ClusterError`) before any worker starts; when
+        given, each worker's dask memory limit is its share.
     host : str
         Interface to listen on (loopback by default).
     scheduler_port : int
@@ -233,7 +241,7 @@ class Local:
     """
 
     n_workers: int | None = None
-    threads_per_worker: int = 1
+    threads_per_worker: int | None = None
     host: str = "127.0.0.1"
     scheduler_port: int = 0
     dashboard: bool = True
@@ -241,6 +249,7 @@ class Local:
     timeout: float = 60.0
     security: Any = None
     insecure: bool = False
+    memory_limit: Any = None
 
     def __post_init__(self):
         if not isinstance(self.host, str):
@@ -254,8 +263,11 @@ class Local:
             )
         if self.n_workers is not None:
             object.__setattr__(self, "n_workers", v.as_int("n_workers", self.n_workers, minimum=1))
-        object.__setattr__(self, "threads_per_worker",
-                           v.as_int("threads_per_worker", self.threads_per_worker, minimum=1))
+        if self.threads_per_worker is not None:
+            object.__setattr__(self, "threads_per_worker",
+                               v.as_int("threads_per_worker", self.threads_per_worker, minimum=1))
+        if self.memory_limit is not None:
+            object.__setattr__(self, "memory_limit", _bytes("memory_limit", self.memory_limit))
         object.__setattr__(self, "scheduler_port",
                            v.as_int("scheduler_port", self.scheduler_port, minimum=0, maximum=65535))
         object.__setattr__(self, "timeout", v.positive_float("timeout", self.timeout))
@@ -427,6 +439,18 @@ class JobQueue:
                            v.as_int("threads_per_worker", self.threads_per_worker, minimum=1))
         object.__setattr__(self, "options", _frozen_mapping("options", self.options))
         object.__setattr__(self, "timeout", v.positive_float("timeout", self.timeout))
+
+
+def _bytes(name: str, value) -> int:
+    """A positive number of bytes: an int, or a string such as ``"8GB"`` / ``"512 MiB"``."""
+    if isinstance(value, str):
+        from dask.utils import parse_bytes
+
+        try:
+            value = parse_bytes(value)
+        except ValueError:
+            raise ValueError(f"{name} must be bytes or a size such as '8GB' (got {value!r})") from None
+    return int(v.positive_float(name, value))
 
 
 def _is_loopback(host: str) -> bool:

@@ -10,7 +10,9 @@ sweep, the relative cost of each frequency (the mode density, from
 - :func:`plan_chunks`: contiguous chunks, balanced by count or by weight, ends first;
 - :func:`needs_mode_weights`: whether the fast sweep's cost follows the modes;
 - :func:`load_calibration`, :func:`min_task_seconds`, :func:`min_chunk_items`,
-  :data:`DEFAULT_CALIBRATION`: the calibration figures the planner reads.
+  :data:`DEFAULT_CALIBRATION`: the calibration figures the planner reads;
+- :func:`plan_workers`: workers x threads for one host from its cores and memory;
+- :func:`worker_memory_bytes`: a worker's memory for a System of a given size.
 """
 
 from __future__ import annotations
@@ -22,17 +24,21 @@ from pathlib import Path
 import numpy as np
 
 from . import _validate as v
+from .errors import ClusterError
 
 __all__ = [
     "CALIBRATION_FORMAT",
     "DEFAULT_CALIBRATION",
     "SECONDS_PER_DOF",
+    "WORKER_BASE_BYTES",
     "load_calibration",
     "min_chunk_items",
     "min_task_seconds",
     "needs_mode_weights",
     "plan_chunks",
     "plan_sweep",
+    "plan_workers",
+    "worker_memory_bytes",
 ]
 
 #: seconds per frequency per free DOF of one sparse direct solve (PARDISO, 2-D trusses;
@@ -316,3 +322,134 @@ def plan_sweep(system, freqs_hz, n_workers, method, *, calibration=None, weights
     if serial:
         chunks.sort(key=lambda c: int(c[0]) if c.size else -1)
     return chunks
+
+
+# -- workers x threads on one host -----------------------------------------------------
+#: resident bytes of a dask worker process before it holds a System: the interpreter,
+#: numpy, scipy, distributed and femfreq's solvers imported (measured, docs/scaling.md)
+WORKER_BASE_BYTES = 200e6
+
+#: bytes per stored entry of the System on a worker: K, C, M values, their shared pattern
+#: and the per-DOF vectors, as measured on the satellite levels 3-5 (docs/scaling.md)
+_SYSTEM_BYTES_PER_NNZ = 45.0
+
+#: nnz of a nested-dissection LDL^T factor per DOF of the 2-D rod models:
+#: ``a + b log2(n)``, fitted to PARDISO's reports at levels 3-5 (docs/scaling.md)
+_FACTOR_NNZ_PER_DOF = (-38.2, 5.69)
+
+#: bytes per factor entry: complex values + index (PARDISO's iparm[15..16], levels 3-5),
+#: and the analysis (iparm[14]) and work vectors on top, per DOF
+_COMPLEX_FACTOR_BYTES, _ANALYSIS_BYTES_PER_DOF = 30.0, 450.0
+
+#: the fast sweep's sub-band: a real factor of ``K - s M`` (half the complex entry)
+#: kept per shift, and a basis of this many vectors held three times (V, K V, M V)
+_REAL_FACTOR_BYTES, _FAST_BASIS_VECTORS = 14.0, 100
+
+
+def worker_memory_bytes(n: int, nnz: int, method="direct") -> float:
+    """Estimated peak memory (bytes) of one worker sweeping a System of ``n`` DOF and ``nnz`` entries.
+
+    ``WORKER_BASE_BYTES + 45 nnz`` (the process and its copy of the System) plus, for a
+    direct sweep, one complex factor of ``L = n (a + b log2 n)`` entries at 30 bytes each
+    and the analysis (450 bytes per DOF); for a fast sweep, two real factors of ``K - s M``
+    (14 bytes per entry) and a sub-band basis of 100 vectors held as V, K V and M V
+    (``24 * 100 * n`` bytes). The constants are fitted to PARDISO's reported factor
+    memory and the measured peak resident memory at satellite levels 3-5 (their figures
+    and the level-7 check in docs/scaling.md); other meshes may fill in differently.
+
+    Parameters
+    ----------
+    n : int
+        DOF of the System (>= 1).
+    nnz : int
+        Stored entries of its matrices' shared pattern (>= 0).
+    method : Direct, Fast or {"direct", "fast"}
+
+    Returns
+    -------
+    float
+        Bytes.
+
+    Examples
+    --------
+    >>> from femfreq.plan import worker_memory_bytes
+    >>> round(worker_memory_bytes(613_516, 8_600_000, "direct") / 1e9, 1)  # satellite level 7
+    2.2
+    """
+    n = v.as_int("n", n, minimum=1)
+    nnz = v.as_int("nnz", nnz, minimum=0)
+    name = getattr(method, "name", method)
+    if name not in ("direct", "fast"):
+        raise ValueError(f"method must be 'direct' or 'fast' (got {method!r})")
+    a, b = _FACTOR_NNZ_PER_DOF
+    factor_nnz = n * max(1.0, a + b * math.log2(max(n, 2)))
+    if name == "direct":
+        solve = factor_nnz * _COMPLEX_FACTOR_BYTES + _ANALYSIS_BYTES_PER_DOF * n
+    else:
+        solve = 2 * factor_nnz * _REAL_FACTOR_BYTES + 24.0 * _FAST_BASIS_VECTORS * n
+    return WORKER_BASE_BYTES + _SYSTEM_BYTES_PER_NNZ * nnz + solve
+
+
+def plan_workers(cores: int, memory_bytes: float, per_worker_bytes: float, *, n_workers: int | None = None,
+                 threads_per_worker: int | None = None, what: str = "the sweep") -> tuple[int, int]:
+    """Workers x threads for one host: as many workers as its cores and memory allow.
+
+    Without ``n_workers`` and ``threads_per_worker``: one worker per core while they fit
+    in ``memory_bytes``, else fewer workers sharing the cores as threads (PARDISO factors
+    with its worker's threads). A given ``n_workers`` or ``threads_per_worker`` is kept and
+    the other one chosen.
+
+    Parameters
+    ----------
+    cores : int
+        Cores of the host (>= 1).
+    memory_bytes : float
+        Memory the workers may use in all (> 0).
+    per_worker_bytes : float
+        Peak memory of one worker (>= 0; 0: memory does not limit), e.g. from
+        :func:`worker_memory_bytes`.
+    n_workers, threads_per_worker : int, optional
+        Fixed by the user (>= 1).
+    what : str
+        Names the model in the refusal (e.g. ``"satellite level 7, direct"``).
+
+    Returns
+    -------
+    n_workers, threads_per_worker : int
+
+    Raises
+    ------
+    femfreq.errors.ClusterError
+        Not even one worker fits, or the ``n_workers`` asked for do not fit; the message
+        gives the memory per worker and what is available.
+    ValueError, TypeError
+        A number out of range.
+
+    Examples
+    --------
+    >>> from femfreq.plan import plan_workers
+    >>> plan_workers(8, 16e9, 2e9)
+    (8, 1)
+    >>> plan_workers(8, 5e9, 2e9)  # memory for two workers: four threads each
+    (2, 4)
+    """
+    cores = v.as_int("cores", cores, minimum=1)
+    memory = v.positive_float("memory_bytes", memory_bytes)
+    per_worker = v.as_float("per_worker_bytes", per_worker_bytes, nonneg=True)
+    fit = math.floor(memory / per_worker) if per_worker > 0 else cores
+    need = f"{what} needs ~{per_worker / 1e9:.1f} GB per worker"
+    if fit < 1:
+        raise ClusterError(f"{need}; this machine has {memory / 1e9:.1f} GB available: not one worker fits "
+                           "(a machine with more memory, or a smaller model)")
+    if n_workers is not None:
+        n = v.as_int("n_workers", n_workers, minimum=1)
+        if n > fit:
+            raise ClusterError(f"{need}; this machine has {memory / 1e9:.1f} GB available: {n} workers do not "
+                               f"fit, {fit} do (n_workers={fit}, or leave it unset)")
+    elif threads_per_worker is not None:
+        n = max(1, min(cores // v.as_int("threads_per_worker", threads_per_worker, minimum=1), fit))
+    else:
+        n = min(cores, fit)
+    threads = (v.as_int("threads_per_worker", threads_per_worker, minimum=1) if threads_per_worker is not None
+               else max(1, cores // n))
+    return n, threads

@@ -23,6 +23,8 @@ import importlib
 
 __all__ = [
     "KEEP_REPLICAS_CONFIG",
+    "WORKER_CONFIG",
+    "WORKER_ENV_SETTING",
     "ChunkResult",
     "dashboard_link",
     "make_security",
@@ -35,6 +37,8 @@ __all__ = [
 
 _HOMES = {
     "KEEP_REPLICAS_CONFIG": "_common",
+    "WORKER_CONFIG": "_common",
+    "WORKER_ENV_SETTING": "_common",
     "dashboard_link": "_common",
     "make_security": "security",
     "open_client": "connect",

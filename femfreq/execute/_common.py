@@ -1,10 +1,12 @@
-"""What every cluster femfreq opens shares: the replica config, waiting for workers, the dashboard."""
+"""What every cluster femfreq opens shares: the replica and worker config, waiting for workers, the dashboard."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
 
-__all__ = ["KEEP_REPLICAS_CONFIG", "dashboard_link"]
+__all__ = ["KEEP_REPLICAS_CONFIG", "WORKER_CONFIG", "WORKER_ENV_SETTING", "dashboard_link"]
 
 # the announcements are for the user: one logger name for every kind of cluster
 logger = logging.getLogger(__package__)
@@ -14,6 +16,46 @@ logger = logging.getLogger(__package__)
 #: (dask/distributed#8657). The AMM itself keeps running for other policies
 #: (e.g. RetireWorker, added when a worker is retired).
 KEEP_REPLICAS_CONFIG = {"distributed.scheduler.active-memory-manager.policies": []}
+
+#: dask config for the worker processes femfreq starts (with :data:`KEEP_REPLICAS_CONFIG`).
+#: dask's nanny exports ``MALLOC_TRIM_THRESHOLD_=65536`` to its workers; any explicit
+#: threshold also freezes glibc's mmap threshold at 128 KiB, so every array above that
+#: is mapped afresh and faulted in page by page each time it is allocated (figures in
+#: docs/scaling.md and ``benchmarks/bench_workers.py``). None drops the variable from the
+#: nanny's environment: glibc's dynamic thresholds, and a value the user exported stays.
+WORKER_CONFIG = {
+    **KEEP_REPLICAS_CONFIG,
+    "distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None,
+}
+
+#: The same setting as an environment variable, for workers femfreq does not start
+#: (``dask worker`` from a shell, a batch job script): dask merges this mapping into
+#: the nanny's ``pre-spawn-environ``, the other entries keep their defaults.
+WORKER_ENV_SETTING = ("DASK_DISTRIBUTED__NANNY__PRE_SPAWN_ENVIRON", "{'MALLOC_TRIM_THRESHOLD_': None}")
+
+
+@contextlib.contextmanager
+def _spawn_environment():
+    """``os.environ`` for starting femfreq's workers: without dask's malloc setting.
+
+    A dask nanny writes its ``pre-spawn-environ`` into the environment of the process
+    that starts it, for good: after any plain dask cluster in this process, every later
+    worker would inherit ``MALLOC_TRIM_THRESHOLD_``. Removed while the workers start
+    when it holds dask's own value (a value the user chose stays), then restored.
+    """
+    import dask
+
+    name = "MALLOC_TRIM_THRESHOLD_"
+    dasks = dask.config.get(f"distributed.nanny.pre-spawn-environ.{name}", default=None)
+    value = os.environ.get(name)
+    drop = value is not None and dasks is not None and value == str(dasks)
+    if drop:
+        del os.environ[name]
+    try:
+        yield
+    finally:
+        if drop:
+            os.environ[name] = value
 
 
 def dashboard_link(client) -> str | None:

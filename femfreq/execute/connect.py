@@ -9,12 +9,13 @@ come from :mod:`femfreq.execute.ssh`.
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import os
 import warnings
 
 from ..options import _is_loopback
-from ._common import KEEP_REPLICAS_CONFIG, _announce, _wait_for_workers
+from ._common import WORKER_CONFIG, WORKER_ENV_SETTING, _announce, _spawn_environment, _wait_for_workers
 
 __all__ = ["open_client"]
 
@@ -32,7 +33,7 @@ _JOBQUEUE_CLASSES = {
 }
 
 @contextlib.contextmanager
-def open_client(cluster="local"):
+def open_client(cluster="local", *, worker_bytes: float | None = None, what: str = "the sweep"):
     """A :class:`distributed.Client` on the cluster to sweep on; closes what it started.
 
     Parameters
@@ -47,6 +48,12 @@ def open_client(cluster="local"):
         :func:`~femfreq.options.as_cluster` (``"local"``, an address). A connected
         ``Client`` is used as it is and not closed; a dask ``Cluster`` object gets a
         client (the cluster is not closed).
+    worker_bytes : float, optional
+        Estimated peak memory of one worker (:func:`femfreq.plan.worker_memory_bytes`):
+        a ``Local`` cluster starts as many workers as fit (:func:`femfreq.plan.plan_workers`);
+        default: the worker process alone (:data:`femfreq.plan.WORKER_BASE_BYTES`).
+    what : str
+        Names the model in a refusal (``"satellite level 7, direct"``).
 
     Yields
     ------
@@ -55,6 +62,9 @@ def open_client(cluster="local"):
 
     Raises
     ------
+    femfreq.errors.ClusterError
+        A ``Local`` cluster whose workers do not fit in its ``memory_limit`` (default:
+        the memory available): refused before any worker starts.
     ValueError, TypeError
         Not a where-object, ``Serial()``, a malformed scheduler address or a scheme other
         than ``tcp://``/``tls://``, a ``tls://`` scheduler without credentials, a ``Local``
@@ -89,7 +99,10 @@ def open_client(cluster="local"):
     from ..options import as_cluster
 
     where = as_cluster(cluster)
-    with _opener(where)(where) as client:
+    opener = _opener(where)
+    if opener is _local_client:
+        opener = functools.partial(_local_client, worker_bytes=worker_bytes, what=what)
+    with opener(where) as client:
         yield client
 
 
@@ -267,25 +280,29 @@ def _open_socket(host, port, left, deadline):
 
 
 @contextlib.contextmanager
-def _local_client(where):
+def _local_client(where, *, worker_bytes=None, what="the sweep"):
     """An embedded LocalCluster of worker processes (:class:`~femfreq.options.Local`) and a client on it.
 
     ``Local`` itself refused a listener beyond loopback without TLS unless ``insecure``;
-    with ``insecure`` the ports it opened are named in a warning.
+    with ``insecure`` the ports it opened are named in a warning. Workers x threads come
+    from :func:`_local_plan` (refused before anything starts if they do not fit).
     """
     import dask
     from distributed import Client, LocalCluster
 
-    n_workers = where.n_workers or os.cpu_count() or 1
+    n_workers, threads = _local_plan(where, worker_bytes, what)
     security = where.security
     dashboard = bool(where.dashboard) and _have_bokeh()
     kwargs = {}
     if security:
         kwargs.update(security=security, protocol="tls://")
-    with dask.config.set(KEEP_REPLICAS_CONFIG), _workers_ignore_sigint():
+    if where.memory_limit is not None:
+        kwargs["memory_limit"] = max(1, where.memory_limit // n_workers)
+    # dask's value is read here, before WORKER_CONFIG drops it
+    with _spawn_environment(), dask.config.set(WORKER_CONFIG), _workers_ignore_sigint():
         cluster = LocalCluster(
             n_workers=n_workers,
-            threads_per_worker=where.threads_per_worker,
+            threads_per_worker=threads,
             processes=True,
             host=where.host,
             scheduler_port=where.scheduler_port,
@@ -299,10 +316,31 @@ def _local_client(where):
             if not security and not _is_loopback(where.host):
                 _warn_open(client, where.host)
             _wait_for_workers(client, n_workers, where.timeout, "the local cluster")
-            _announce(client, f"local dask cluster ({n_workers} workers)")
+            _announce(client, f"local dask cluster ({n_workers} workers x {threads} threads)")
             yield client
     finally:
         cluster.close()
+
+
+def _local_plan(where, worker_bytes, what) -> tuple[int, int]:
+    """(workers, threads per worker) of a ``Local`` cluster on this machine's cores and memory."""
+    from ..plan import WORKER_BASE_BYTES, plan_workers
+
+    memory = where.memory_limit if where.memory_limit is not None else _available_memory()
+    per_worker = WORKER_BASE_BYTES if worker_bytes is None else float(worker_bytes)
+    n, threads = plan_workers(os.cpu_count() or 1, memory, per_worker, n_workers=where.n_workers,
+                              threads_per_worker=where.threads_per_worker, what=what)
+    logger.debug("%s: %d workers x %d threads (~%.2f GB per worker, %.1f GB available)",
+                what, n, threads, per_worker / 1e9, memory / 1e9)
+    return n, threads
+
+
+def _available_memory() -> int:
+    """Bytes this process's children may use now: available RAM, within dask's limit (cgroups, rlimit)."""
+    import psutil
+    from distributed.system import MEMORY_LIMIT
+
+    return int(min(psutil.virtual_memory().available, MEMORY_LIMIT))
 
 
 def _have_bokeh() -> bool:
@@ -370,11 +408,14 @@ def _jobqueue_client(where):
     if where.security:
         opts.setdefault("security", where.security)
         opts.setdefault("protocol", "tls://")
+    # the nanny setting of WORKER_CONFIG, for the job's own dask (it does not read ours)
+    name, value = WORKER_ENV_SETTING
+    opts["job_script_prologue"] = [*opts.get("job_script_prologue", ()), f'export {name}="{value}"']
     scheduler_options = opts.setdefault("scheduler_options", {})
     scheduler_options.setdefault("dashboard_address", ":0")  # not a fixed port that may be taken
     if not where.dashboard:
         scheduler_options.setdefault("dashboard", False)
-    with dask.config.set(KEEP_REPLICAS_CONFIG):
+    with dask.config.set(WORKER_CONFIG):
         cluster = cls(**opts)
     try:
         cluster.scale(where.n_workers)

@@ -17,7 +17,7 @@ import warnings
 from pathlib import Path
 
 from ..errors import ClusterError
-from ._common import KEEP_REPLICAS_CONFIG, _announce, _wait_for_workers
+from ._common import WORKER_CONFIG, _announce, _wait_for_workers
 from .security import _security_config, make_security
 
 __all__ = ["read_hostfile"]
@@ -256,7 +256,7 @@ def _start_ssh_cluster(where, hosts, security):
     from distributed.deploy.ssh import SSHCluster
 
     protocol = "tls" if security else "tcp"
-    config = dict(KEEP_REPLICAS_CONFIG)
+    config = dict(WORKER_CONFIG)  # forwarded to the remote nannies by SSHCluster
     config.update(_ssh_logging_config())
     if security:
         # the remote scheduler and workers read it from the config SSHCluster forwards

@@ -63,6 +63,17 @@ class ChunkResult:
     interface_force: np.ndarray | None = None
 
 
+def _worker_threads() -> tuple[int, int]:
+    """(threads, chunks running) of the dask worker running this task; (1, 1) outside dask."""
+    try:
+        from distributed import get_worker
+
+        state = get_worker().state
+        return max(1, int(state.nthreads)), max(1, int(state.executing_count))
+    except (ImportError, ValueError, AttributeError):
+        return 1, 1
+
+
 def _worker_name() -> str:
     try:
         from distributed import get_worker
@@ -93,6 +104,11 @@ def solve_chunk(system, index, freqs_hz, load, method: Direct | Fast | str = "di
     Returns
     -------
     ChunkResult
+        Its ``info["threads"]``: the MKL threads the chunk's factorizations used. On a
+        dask worker with T threads PARDISO factors with T (a direct chunk: the worker's
+        solver serialises its chunks; ``Direct(solver_options={"threads": k})`` wins),
+        a fast chunk with T divided among the chunks running on that worker; 1 outside
+        dask.
 
     Raises
     ------
@@ -110,11 +126,7 @@ def solve_chunk(system, index, freqs_hz, load, method: Direct | Fast | str = "di
             f"index, freqs_hz and load must have the same length (got {k}, {freqs_hz.size}, {load.size})"
         )
     if isinstance(method, Fast):
-        from ..solvers.fast import solve_band
-
-        band = solve_band(system, freqs_hz, load, **method.band_kwargs)
-        response, rel, bwd = band.response, band.rel_residual, band.backward_error
-        codes, info = band.method, dict(band.info or {})
+        response, rel, bwd, codes, info = _fast(system, freqs_hz, load, method)
     else:
         response, rel, bwd, codes, info = _direct(system, freqs_hz, load, method)
     response = np.asarray(response, dtype=np.complex128)
@@ -147,6 +159,35 @@ def _base_results(system, freqs_hz, load, response):
     return np.ascontiguousarray(response[:, :base.n_outputs]), force
 
 
+def _fast(system, freqs_hz, load, method: Fast):
+    """The certified reduced-order sweep of the chunk's band: (response, rel, bwd, codes, info)."""
+    from ..solvers.fast import solve_band
+
+    threads, running = _worker_threads()
+    share = max(1, threads // running)  # the chunks running at once share the worker's threads
+    if threads > 1:
+        from ..solvers.pardiso import mkl_threads
+
+        with mkl_threads(share):
+            band = solve_band(system, freqs_hz, load, **method.band_kwargs)
+    else:
+        band = solve_band(system, freqs_hz, load, **method.band_kwargs)
+    info = dict(band.info or {}, threads=share)
+    return band.response, band.rel_residual, band.backward_error, band.method, info
+
+
+def _solver_options(system, method: Direct) -> dict:
+    """The backend options of ``method``, with PARDISO's ``threads`` from the dask worker's threads."""
+    from ..solvers import resolve_solver_name
+
+    kwargs = method.solver_kwargs
+    threads, _ = _worker_threads()
+    # a dask nanny sets MKL_NUM_THREADS=1: a worker started with more threads says so here
+    if threads > 1 and "threads" not in kwargs and resolve_solver_name(system, method.solver) == "pardiso":
+        kwargs["threads"] = threads
+    return kwargs
+
+
 def _direct(system, freqs_hz, load, method: Direct):
     """A certified direct solve per frequency: (response, rel, bwd, codes, info)."""
     from ..solvers import get_solver, solve_certified
@@ -156,7 +197,7 @@ def _direct(system, freqs_hz, load, method: Direct):
     rel = np.zeros(k)
     bwd = np.zeros(k)
     codes = np.full(k, Method.DIRECT, dtype=np.int8)
-    direct = get_solver(system, method.solver, **method.solver_kwargs)
+    direct = get_solver(system, method.solver, **_solver_options(system, method))
     for j in range(k):
         if load[j] == 0:
             continue  # x = 0 exactly: nothing to factor
@@ -173,4 +214,5 @@ def _direct(system, freqs_hz, load, method: Direct):
             codes[j] = Method.SKIPPED
             continue
         response[j] = x[system.output_dofs]
-    return response, rel, bwd, codes, {"solver": getattr(direct, "name", type(direct).__name__)}
+    info = {"solver": getattr(direct, "name", type(direct).__name__), "threads": int(getattr(direct, "threads", 1))}
+    return response, rel, bwd, codes, info

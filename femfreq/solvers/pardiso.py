@@ -18,6 +18,7 @@ Set ``FEMFREQ_NO_MKL=1`` to hide PARDISO (tests of the fallback), or
 
 from __future__ import annotations
 
+import contextlib
 import logging
 
 import numpy as np
@@ -26,7 +27,8 @@ from ..errors import PardisoError, SingularMatrixError, SolverUnavailableError
 from . import _mkl
 from .base import DirectSolver, _describe
 
-__all__ = ["PardisoError", "PardisoSolver", "RealSymmetricPardiso", "mkl_memory_bytes", "pardiso_available"]
+__all__ = ["PardisoError", "PardisoSolver", "RealSymmetricPardiso", "mkl_memory_bytes", "mkl_threads",
+           "pardiso_available"]
 
 logger = logging.getLogger(__name__)
 
@@ -106,6 +108,30 @@ def mkl_memory_bytes() -> int:
     return _mkl.memory_bytes()
 
 
+@contextlib.contextmanager
+def mkl_threads(n: int):
+    """MKL's thread count for the MKL calls of this thread inside the block.
+
+    A dask nanny starts its workers with ``MKL_NUM_THREADS=1``; a worker with more
+    threads sets its count here around a chunk. MKL's thread-local setting: other
+    threads keep theirs. A no-op for ``n = 0`` or without MKL.
+
+    Parameters
+    ----------
+    n : int
+        Threads (>= 0; 0 leaves MKL's setting as it is).
+    """
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 0:
+        raise ValueError(f"threads must be an integer >= 0 (got {n!r})")
+    mkl = _mkl.load() if n and _mkl.status()[0] else None
+    prev = mkl.set_threads_local(int(n)) if mkl is not None else None
+    try:
+        yield
+    finally:
+        if mkl is not None:
+            mkl.set_threads_local(prev)
+
+
 # -- the one call path ---------------------------------------------------------------
 _STAGES = {11: "analysis", 12: "analysis + factorization", 22: "factorization",
            23: "factorization + solve", 33: "solve", -1: "release"}
@@ -153,7 +179,9 @@ class PardisoSolver(DirectSolver):
     threads : int, optional
         MKL threads for this solver's PARDISO calls (default 1: one per dask
         worker process; two 1-thread processes beat one 2-thread process).
-        0 uses MKL's global setting. Set thread-locally around each call.
+        0 uses MKL's global setting. Set thread-locally around each call; a sweep's
+        chunk on a dask worker with more threads passes the worker's count
+        (:func:`femfreq.execute.solve_chunk`).
     ordering : {"auto", "pymetis", "metis", "parallel-metis", "amd"}, optional
         Fill-reducing ordering of the analysis. "pymetis": METIS 5 nested
         dissection computed by :func:`nested_dissection` (the ``pymetis``

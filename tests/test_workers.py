@@ -1,0 +1,191 @@
+"""Workers femfreq starts: their malloc environment, their threads, and how many fit in memory."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+
+from femfreq.errors import ClusterError
+from femfreq.execute import open_client, solve_chunk
+from femfreq.options import Direct, Fast, JobQueue, Local
+from femfreq.plan import WORKER_BASE_BYTES, plan_workers, worker_memory_bytes
+from femfreq.solvers import pardiso_available
+from tests.helpers import grid_system, square_truss
+
+needs_mkl = pytest.mark.skipif(not pardiso_available()[0], reason="MKL PARDISO not available")
+
+
+# -- plan_workers: pure numbers ---------------------------------------------------------
+@pytest.mark.parametrize(
+    "cores, memory, per_worker, kwargs, expected",
+    [
+        (8, 16e9, 2e9, {}, (8, 1)),  # everything fits: one worker per core
+        (8, 5e9, 2e9, {}, (2, 4)),  # memory for two: the cores become threads
+        (8, 7e9, 2e9, {}, (3, 2)),  # 3 fit; 8 // 3 = 2 threads each (no oversubscription)
+        (2, 1e12, 0.0, {}, (2, 1)),  # memory does not limit
+        (1, 3e9, 2e9, {}, (1, 1)),
+        (8, 16e9, 2e9, {"threads_per_worker": 2}, (4, 2)),
+        (8, 5e9, 2e9, {"threads_per_worker": 2}, (2, 2)),  # threads kept, workers by memory
+        (2, 16e9, 2e9, {"threads_per_worker": 4}, (1, 4)),  # more threads than cores: one worker
+        (8, 16e9, 2e9, {"n_workers": 2}, (2, 4)),
+        (8, 16e9, 2e9, {"n_workers": 3, "threads_per_worker": 1}, (3, 1)),
+        (2, 16e9, 2e9, {"n_workers": 4}, (4, 1)),  # more workers than cores: the user's choice
+    ],
+)
+def test_plan_workers_fits_workers_and_shares_cores(cores, memory, per_worker, kwargs, expected):
+    assert plan_workers(cores, memory, per_worker, **kwargs) == expected
+
+
+def test_plan_workers_refuses_a_worker_that_does_not_fit():
+    with pytest.raises(ClusterError, match=r"^level 7 needs ~2\.0 GB per worker; this machine has 1\.5 GB "
+                                           r"available: not one worker fits"):
+        plan_workers(2, 1.5e9, 2.0e9, what="level 7")
+
+
+def test_plan_workers_refuses_more_workers_than_fit():
+    with pytest.raises(ClusterError, match=r"3 workers do not fit, 2 do \(n_workers=2"):
+        plan_workers(8, 5e9, 2e9, n_workers=3)
+
+
+@pytest.mark.parametrize(
+    "args, kwargs, exc, match",
+    [
+        ((0, 1e9, 1e8), {}, ValueError, "cores must be >= 1"),
+        ((2, 0, 1e8), {}, ValueError, "memory_bytes must be finite and > 0"),
+        ((2, 1e9, -1), {}, ValueError, "per_worker_bytes must be finite and >= 0"),
+        ((2, 1e9, 1e8), {"n_workers": 0}, ValueError, "n_workers must be >= 1"),
+        ((2, 1e9, 1e8), {"threads_per_worker": 1.5}, TypeError, "threads_per_worker must be an integer"),
+    ],
+)
+def test_plan_workers_checks_its_numbers(args, kwargs, exc, match):
+    with pytest.raises(exc, match=match):
+        plan_workers(*args, **kwargs)
+
+
+# -- worker_memory_bytes: against what PARDISO reports ------------------------------------
+@needs_mkl
+def test_worker_memory_estimate_covers_pardisos_own_factor_memory():
+    from femfreq.model import load_model
+    from femfreq.solvers import PardisoSolver
+
+    system = load_model("satellite", level=3).system()  # the smallest mesh of the fit (levels 3-5)
+    solver = PardisoSolver(system)
+    solver.solve(100.0, system.b)
+    reported = 1024 * (solver.stats["factor_memory_kb"] + solver.stats["analysis_memory_kb"])
+    solver.close()
+    estimate = worker_memory_bytes(system.n, system.nnz, Direct())
+    # the factor's share of the estimate covers PARDISO's figure, within a factor of 2
+    factor_part = estimate - WORKER_BASE_BYTES - 45.0 * system.nnz
+    assert reported <= factor_part <= 2 * reported
+    assert worker_memory_bytes(system.n, system.nnz, Fast()) > WORKER_BASE_BYTES
+    assert worker_memory_bytes(4 * system.n, 4 * system.nnz) > estimate  # grows with the model
+
+
+def test_worker_memory_estimate_checks_its_inputs():
+    with pytest.raises(ValueError, match="method must be 'direct' or 'fast'"):
+        worker_memory_bytes(100, 1000, "modal")
+    with pytest.raises(ValueError, match="n must be >= 1"):
+        worker_memory_bytes(0, 1000)
+
+
+# -- Local: refused before any worker starts ------------------------------------------------
+def _children() -> set[int]:
+    import psutil
+
+    return {p.pid for p in psutil.Process().children(recursive=True)}
+
+
+def test_local_cluster_that_cannot_fit_is_refused_before_any_worker_starts():
+    before = _children()
+    with pytest.raises(ClusterError, match=r"^level 7 needs ~2\.0 GB per worker; this machine has 1\.5 GB"):
+        with open_client(Local(n_workers=1, memory_limit="1.5GB", dashboard=False), worker_bytes=2.0e9,
+                         what="level 7"):
+            pytest.fail("a cluster started")
+    assert _children() <= before
+
+
+def test_solve_refuses_a_local_cluster_smaller_than_one_worker_process():
+    import femfreq
+
+    before = _children()
+    with pytest.raises(ClusterError, match="not one worker fits"):
+        femfreq.solve(square_truss(n=3), freqs_hz=[1.0, 2.0], cluster=Local(memory_limit="50MB", dashboard=False),
+                      progress=False)
+    assert _children() <= before
+
+
+@pytest.mark.parametrize("value, message", [("lots", "memory_limit must be bytes or a size"),
+                                            (0, "memory_limit must be finite and > 0")])
+def test_local_memory_limit_is_checked(value, message):
+    with pytest.raises(ValueError, match=message):
+        Local(memory_limit=value)
+
+
+# -- a real 2-thread worker ------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def two_thread_worker():
+    with open_client(Local(n_workers=1, threads_per_worker=2, dashboard=False)) as client:
+        yield client
+
+
+def _worker_env(name):
+    return os.environ.get(name)
+
+
+def test_workers_femfreq_starts_keep_glibcs_dynamic_malloc_thresholds(two_thread_worker):
+    # dask's nanny exports MALLOC_TRIM_THRESHOLD_=65536; femfreq's workers go without it
+    (value,) = two_thread_worker.run(_worker_env, "MALLOC_TRIM_THRESHOLD_").values()
+    assert value is None
+    (mkl,) = two_thread_worker.run(_worker_env, "MKL_NUM_THREADS").values()
+    assert mkl == "1"  # the nanny's other settings stay
+
+
+def test_femfreq_workers_go_without_it_after_a_plain_dask_cluster_set_it_here(monkeypatch):
+    # a dask nanny leaves its pre-spawn environment in the process that started it
+    from distributed import LocalCluster
+
+    monkeypatch.delenv("MALLOC_TRIM_THRESHOLD_", raising=False)
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=True, dashboard_address=None):
+        pass
+    assert os.environ.get("MALLOC_TRIM_THRESHOLD_") == "65536"
+    with open_client(Local(n_workers=1, dashboard=False)) as client:
+        (value,) = client.run(_worker_env, "MALLOC_TRIM_THRESHOLD_").values()
+    assert value is None
+    assert os.environ.get("MALLOC_TRIM_THRESHOLD_") == "65536"  # this process's own environment is left as found
+
+
+@needs_mkl
+def test_a_two_thread_worker_factors_with_two_threads(two_thread_worker):
+    system = grid_system(m=12)
+    freqs = np.array([3.0, 5.0])
+    args = (system, np.arange(2), freqs, np.ones(2, complex))
+    reference = solve_chunk(*args, Direct(solver="pardiso"))
+    assert reference.info["threads"] == 1  # in this process: the solver's default
+    got = two_thread_worker.submit(solve_chunk, *args, Direct(solver="pardiso"), pure=False).result()
+    assert got.info == {"solver": "pardiso", "threads": 2}
+    np.testing.assert_allclose(got.response, reference.response, rtol=1e-10)
+    pinned = two_thread_worker.submit(solve_chunk, *args, Direct(solver="pardiso", solver_options={"threads": 1}),
+                                      pure=False).result()
+    assert pinned.info["threads"] == 1  # the user's solver_options win
+
+
+@needs_mkl
+def test_a_fast_chunk_alone_on_a_two_thread_worker_uses_both(two_thread_worker):
+    system = grid_system(m=12)
+    freqs = np.linspace(1.0, 20.0, 12)
+    args = (system, np.arange(12), freqs, np.ones(12, complex), Fast())
+    got = two_thread_worker.submit(solve_chunk, *args, pure=False).result()
+    assert got.info["threads"] == 2
+    assert solve_chunk(*args).info["threads"] == 1
+    assert np.all(got.rel_residual <= 1e-6)
+
+
+def test_jobqueue_workers_get_the_malloc_setting_in_their_job_script():
+    pytest.importorskip("dask_jobqueue")
+    opts = {"memory": "1GB", "job_script_prologue": ["module load x"]}
+    with open_client(JobQueue("slurm", n_workers=0, options=opts, timeout=10)) as client:
+        script = client.cluster.job_script()
+    assert "module load x" in script
+    assert "export DASK_DISTRIBUTED__NANNY__PRE_SPAWN_ENVIRON=\"{'MALLOC_TRIM_THRESHOLD_': None}\"" in script
