@@ -233,7 +233,9 @@ def _chunks(system, todo, freqs, P, method, where, calibration):
         return
     from .execute import open_client, run_on_dask
 
-    with open_client(where) as client:
+    # the worker plan (how many fit in memory) knows what one worker will hold for this model
+    with open_client(where, worker_bytes=plan.worker_memory_bytes(system.n, system.nnz, method),
+                     what=f"{system.name or 'the model'} ({system.n:,} DOF, {method.name})") as client:
         def tasks(system_future):  # planned once the System is on the workers
             n = max(1, len(client.scheduler_info().get("workers", {})))
             weights = None
