@@ -325,6 +325,24 @@ class System:
             arrays += [A.data, A.indices, A.indptr]
         return object.__sizeof__(self) + sum(a.nbytes for a in arrays)
 
+    def digest(self) -> dict:
+        """Hashes of what this System solves: ``n_dof``, ``K``, ``C``, ``M`` (values and pattern),
+        ``b``, ``output_dofs`` and ``g``.
+
+        Result files store them (``/fingerprint``) to check a resumed sweep; a worker that
+        builds the System from a model recipe compares them with the client's.
+
+        Returns
+        -------
+        dict
+            ``{"n_dof": int, "K": "blake2b:...", ..., "g": float}``; int32 and int64 index
+            arrays of the same values hash alike.
+        """
+        matrices = {name: _digest(A.indptr, A.indices, A.data)
+                    for name, A in (("K", self.K), ("C", self.C), ("M", self.M))}
+        return {"n_dof": self.n, **matrices, "b": _digest(self.b), "output_dofs": _digest(self.output_dofs),
+                "g": float(self.g)}
+
     @property
     def n(self) -> int:
         """Number of (free) DOF."""
@@ -427,6 +445,21 @@ class System:
         den = na * np.linalg.norm(x) + nb
         bwd = r / den if den > 0 else 0.0
         return float(rel), float(bwd)
+
+
+def _digest(*arrays) -> str:
+    """blake2b of arrays' dtypes, shapes and values (integers hashed as int64)."""
+    import hashlib
+
+    h = hashlib.blake2b(digest_size=16)
+    for a in arrays:
+        a = np.asarray(a)
+        kind = np.int64 if a.dtype.kind in "iu" else a.dtype  # int32 and int64 indices alike
+        h.update(f"{np.dtype(kind).str}{a.shape}".encode())
+        step = 1 << 20
+        for s in range(0, a.size, step):  # cast in slices: no full copy of a large index array
+            h.update(np.ascontiguousarray(a[s:s + step], dtype=kind).data)
+    return "blake2b:" + h.hexdigest()
 
 
 def _narrow(a: np.ndarray) -> np.ndarray:
