@@ -190,3 +190,18 @@ def test_a_worker_retiring_mid_sweep_costs_no_frequency(cluster3):
     assert np.all(np.isfinite(got.response)) and got.response.shape == serial.response.shape
     np.testing.assert_allclose(got.response, serial.response, rtol=1e-10, atol=0)
     assert got.rel_residual.max() <= DIRECT.tol
+
+
+def test_a_worker_reaching_its_lifetime_mid_sweep_costs_no_frequency(dask_processes):
+    # dask-jobqueue's --lifetime: the worker closes itself gracefully at its walltime
+    model = load_model("satellite", level=2)
+    freqs = "10:600:40"
+    serial = femfreq.solve(model, freqs_hz=freqs, method=DIRECT, cluster=None, progress=False)
+    address = dask_processes.scheduler()
+    dask_processes.workers(address, 2)
+    mortal = dask_processes.workers(address, 1, "--lifetime", "8s", "--lifetime-stagger", "0s")[0]
+    got = femfreq.solve(model, freqs_hz=freqs, method=DIRECT, cluster=Scheduler(address, n_workers=3),
+                        progress=False)
+    mortal.wait(30)  # it did retire (within the sweep or just after)
+    assert np.all(np.isfinite(got.response)) and got.response.shape == serial.response.shape
+    np.testing.assert_allclose(got.response, serial.response, rtol=1e-10, atol=0)
