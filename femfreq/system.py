@@ -338,10 +338,12 @@ class System:
             ``{"n_dof": int, "K": "blake2b:...", ..., "g": float}``; int32 and int64 index
             arrays of the same values hash alike.
         """
-        matrices = {name: _digest(A.indptr, A.indices, A.data)
-                    for name, A in (("K", self.K), ("C", self.C), ("M", self.M))}
-        return {"n_dof": self.n, **matrices, "b": _digest(self.b), "output_dofs": _digest(self.output_dofs),
-                "g": float(self.g)}
+        if "_digest" not in self.__dict__:  # computed once: the arrays never change
+            matrices = {name: _digest(A.indptr, A.indices, A.data)
+                        for name, A in (("K", self.K), ("C", self.C), ("M", self.M))}
+            self.__dict__["_digest"] = {"n_dof": self.n, **matrices, "b": _digest(self.b),
+                                        "output_dofs": _digest(self.output_dofs), "g": float(self.g)}
+        return dict(self.__dict__["_digest"])
 
     @property
     def n(self) -> int:

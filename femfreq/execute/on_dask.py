@@ -95,7 +95,7 @@ def _send_system(client, system, recipe, timeout):
         reason = None
         try:
             return _send_recipe(client, system, recipe, timeout)
-        except (ValueError, TimeoutError) as exc:  # RecipeMismatchError is a ValueError
+        except Exception as exc:  # noqa: BLE001 - a mismatch, a missing file, a worker lost while building
             reason = exc
         logger.warning("the workers could not build the system from %s (%s); uploading it instead", recipe, reason)
     return _upload_system(client, system, timeout)
@@ -110,24 +110,29 @@ def _send_recipe(client, system, recipe, timeout):
     workers = sorted(client.scheduler_info().get("workers", {}))
     t0 = time.perf_counter()
     builds = [client.submit(handle.prebuild, workers=[w], allow_other_workers=False, pure=False,
-                            key=f"femfreq-build-{system.token}-{i}") for i, w in enumerate(workers)]
+                            key=f"femfreq-build-{uuid.uuid4().hex[:8]}-{i}") for i, w in enumerate(workers)]
     try:
-        wait(builds, timeout=max(timeout, 300.0))
-        errors = [f.exception() for f in builds if f.status == "error"]
-        build_seconds = [f.result() for f in builds if f.status == "finished"]
-    finally:
-        for f in builds:
-            f.release()
-    if errors:
-        client.run(handle.forget)
-        raise errors[0]
-    future = client.scatter(handle.stand_in(), broadcast=True, hash=False, timeout=max(timeout, 60.0))
+        try:
+            wait(builds, timeout=max(timeout, 300.0))
+            errors = [f.exception() for f in builds if f.status == "error"]
+            build_seconds = [f.result() for f in builds if f.status == "finished"]
+        finally:
+            for f in builds:
+                f.release()
+        if errors:
+            raise errors[0]
+        future = client.scatter(handle.stand_in(), broadcast=True, hash=False, timeout=max(timeout, 60.0))
+    except Exception:
+        with contextlib.suppress(Exception):  # the Systems built ahead and not taken
+            client.run(handle.forget)
+        raise
     seconds = time.perf_counter() - t0
     _protect_replicas(client, [future.key], True)
     nbytes = _pickled_nbytes(handle)
-    logger.info("sent the model recipe (%d bytes) to %d workers instead of the system (%.1f MB): each built "
-                "and checked it (%.2f s at most); ready in %.2f s", nbytes, len(workers),
-                _pickled_nbytes(system) / 1e6, max(build_seconds, default=0.0), seconds)
+    if logger.isEnabledFor(logging.INFO):
+        logger.info("sent the model recipe (%d bytes) to %d workers instead of the system (%.1f MB): each built "
+                    "and checked it (%.2f s at most); ready in %.2f s", nbytes, len(workers),
+                    _pickled_nbytes(system) / 1e6, max(build_seconds, default=0.0), seconds)
     return future, seconds, nbytes, "recipe"
 
 
