@@ -19,7 +19,7 @@ import numpy as np
 
 from . import _validate as v
 from .errors import ClusterError, SweepInterrupted
-from .options import Serial, as_cluster, as_method
+from .options import Local, Serial, as_cluster, as_method
 from .spectra import History
 from .system import System, as_system
 
@@ -175,7 +175,7 @@ def solve(
             bar = _Progress(progress, freqs.size, freqs.size - todo.size, f"sweep {file_attrs['model_name']}")
             try:
                 if todo.size:
-                    chunks = _chunks(system, todo, freqs, P, method, where, calibration)
+                    chunks = _chunks(system, todo, freqs, P, method, where, calibration, _recipe(model, system, where))
                     try:
                         for chunk in chunks:
                             writer.write_chunk(chunk)
@@ -215,7 +215,23 @@ def _calibration(where):
     return load_calibration(calibration)
 
 
-def _chunks(system, todo, freqs, P, method, where, calibration):
+def _recipe(model, system, where):
+    """How workers can build ``system`` themselves (None: it is uploaded).
+
+    Not for an embedded LocalCluster: its workers share this machine's cores, where one
+    upload is faster than a build per worker (docs/scaling.md has the figures).
+    """
+    if model is None or isinstance(where, (Local, Serial)):
+        return None
+    from .model.recipe import recipe_of
+
+    recipe = recipe_of(model)
+    if recipe is not None and system is not model.system():  # solve(..., g=...) replaced the System
+        recipe = recipe.with_overrides(g=system.g)
+    return recipe
+
+
+def _chunks(system, todo, freqs, P, method, where, calibration, recipe=None):
     """Plan the frequencies ``todo`` and yield their ChunkResults, serially or on dask."""
     from . import plan
 
@@ -247,7 +263,7 @@ def _chunks(system, todo, freqs, P, method, where, calibration):
             parts = plan.plan_sweep(system, freqs[todo], n, method, calibration=calibration, weights=weights)
             return [(todo[p], freqs[todo[p]], P[todo[p]]) for p in parts]
 
-        yield from run_on_dask(client, system, tasks, method=method)
+        yield from run_on_dask(client, system, tasks, method=method, recipe=recipe)
 
 
 def _frequencies_and_load(model, freqs_hz, load, system):
@@ -322,23 +338,7 @@ def _fingerprint(system: System, method) -> dict:
     refine and backend options, the solver "auto" resolves to): every frequency is
     certified against ``tol`` whatever they are.
     """
-    import hashlib
-
-    def digest(*arrays):
-        h = hashlib.blake2b(digest_size=16)
-        for a in arrays:
-            a = np.asarray(a)
-            kind = np.int64 if a.dtype.kind in "iu" else a.dtype  # int32 and int64 indices alike
-            h.update(f"{np.dtype(kind).str}{a.shape}".encode())
-            step = 1 << 20
-            for s in range(0, a.size, step):  # cast in slices: no full copy of a large index array
-                h.update(np.ascontiguousarray(a[s:s + step], dtype=kind).data)
-        return "blake2b:" + h.hexdigest()
-
-    matrices = {name: digest(A.indptr, A.indices, A.data)
-                for name, A in (("K", system.K), ("C", system.C), ("M", system.M))}
-    out = {"n_dof": system.n, **matrices, "b": digest(system.b), "output_dofs": digest(system.output_dofs),
-           "g": float(system.g), "method": method.name, "tol": float(method.tol), "solver": method.solver,
+    out = {**system.digest(), "method": method.name, "tol": float(method.tol), "solver": method.solver,
            "skip_singular": int(method.skip_singular)}
     if system.base is not None:
         out["base_direction"] = [float(c) for c in system.base.direction]

@@ -256,12 +256,94 @@ class System:
         set_(self, "c_values", values[1])
         set_(self, "m_values", values[2])
 
+    # -- pickling --------------------------------------------------------------
+    def __reduce_ex__(self, protocol):
+        # a System a worker built from a recipe travels as that recipe (see femfreq.model.recipe)
+        via = self.__dict__.get("_via")
+        if via is not None:
+            return via.rebuild, ()
+        return super().__reduce_ex__(protocol)
+
+    def __getstate__(self) -> dict:
+        # lean: the union pattern once, each matrix's own values and which pattern entries it
+        # has, a proportional C as its coefficients; __setstate__ rebuilds every array exactly
+        indptr, indices = self.pattern
+        state = {name: getattr(self, name) for name in ("b", "g", "name", "token", "base")}
+        state["output_dofs"] = _narrow(self.output_dofs)
+        state["pattern"] = (_narrow(indptr), _narrow(indices), indptr.dtype.str, indices.dtype.str)
+        keys = None
+        for name, A, union in (("K", self.K, self.k_values), ("M", self.M, self.m_values),
+                               ("C", self.C, self.c_values)):
+            if A.nnz == self.nnz:
+                mask = None
+            elif A.nnz == 0:
+                mask = (np.zeros(0, dtype=np.uint8), 0)
+            else:
+                keys = _union_keys(indptr, indices, self.n) if keys is None else keys
+                mask = np.zeros(self.nnz, dtype=bool)
+                mask[np.searchsorted(keys, _union_keys(A.indptr, A.indices, self.n))] = True
+                mask = (np.packbits(mask), A.nnz)
+            data = A.data
+            if name == "C" and A.nnz:
+                data = _proportional(A.data, mask, self.k_values, self.m_values)
+            state[name] = (data, mask, A.indices.dtype.str, A.indptr.dtype.str)
+        state["cached"] = {k: self.__dict__[k] for k in ("is_symmetric", "_frobenius_terms") if k in self.__dict__}
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        set_ = object.__setattr__
+        indptr, indices, indptr_type, index_type = state["pattern"]
+        indptr, indices = indptr.astype(indptr_type), indices.astype(index_type)
+        n, nnz = indptr.size - 1, indices.size
+        set_(self, "pattern", (indptr, indices))
+        for name, values_name in (("K", "k_values"), ("M", "m_values"), ("C", "c_values")):
+            data, mask, a_index_type, a_indptr_type = state[name]
+            if mask is None:
+                mask_bool, a_indices, a_indptr = None, indices, indptr
+            else:
+                mask_bool = np.unpackbits(mask[0], count=nnz).astype(bool) if mask[1] else np.zeros(nnz, bool)
+                counts = np.concatenate([[0], np.cumsum(mask_bool)])
+                a_indices, a_indptr = indices[mask_bool], counts[indptr]
+            if isinstance(data, tuple):  # proportional C
+                data = _from_proportional(data, mask_bool, self.k_values, self.m_values)
+            A = sp.csc_matrix((data, a_indices.astype(a_index_type), a_indptr.astype(a_indptr_type)),
+                              shape=(n, n))
+            values = data if mask_bool is None else np.zeros(nnz)
+            if mask_bool is not None:
+                values[mask_bool] = data
+            set_(self, name, A)
+            set_(self, values_name, values)
+        for name in ("b", "g", "name", "token", "base"):
+            set_(self, name, state[name])
+        set_(self, "output_dofs", state["output_dofs"].astype(np.int64))
+        self.__dict__.update(state["cached"])
+
     def __sizeof__(self) -> int:
         # what dask's memory accounting sees for a scattered System: its arrays
         arrays = [self.b, self.output_dofs, self.k_values, self.c_values, self.m_values, *self.pattern]
         for A in (self.K, self.C, self.M):
             arrays += [A.data, A.indices, A.indptr]
         return object.__sizeof__(self) + sum(a.nbytes for a in arrays)
+
+    def digest(self) -> dict:
+        """Hashes of what this System solves: ``n_dof``, ``K``, ``C``, ``M`` (values and pattern),
+        ``b``, ``output_dofs`` and ``g``.
+
+        Result files store them (``/fingerprint``) to check a resumed sweep; a worker that
+        builds the System from a model recipe compares them with the client's.
+
+        Returns
+        -------
+        dict
+            ``{"n_dof": int, "K": "blake2b:...", ..., "g": float}``; int32 and int64 index
+            arrays of the same values hash alike.
+        """
+        if "_digest" not in self.__dict__:  # computed once: the arrays never change
+            matrices = {name: _digest(A.indptr, A.indices, A.data)
+                        for name, A in (("K", self.K), ("C", self.C), ("M", self.M))}
+            self.__dict__["_digest"] = {"n_dof": self.n, **matrices, "b": _digest(self.b),
+                                        "output_dofs": _digest(self.output_dofs), "g": float(self.g)}
+        return dict(self.__dict__["_digest"])
 
     @property
     def n(self) -> int:
@@ -365,6 +447,83 @@ class System:
         den = na * np.linalg.norm(x) + nb
         bwd = r / den if den > 0 else 0.0
         return float(rel), float(bwd)
+
+
+def _digest(*arrays) -> str:
+    """blake2b of arrays' dtypes, shapes and values (integers hashed as int64)."""
+    import hashlib
+
+    h = hashlib.blake2b(digest_size=16)
+    for a in arrays:
+        a = np.asarray(a)
+        kind = np.int64 if a.dtype.kind in "iu" else a.dtype  # int32 and int64 indices alike
+        h.update(f"{np.dtype(kind).str}{a.shape}".encode())
+        step = 1 << 20
+        for s in range(0, a.size, step):  # cast in slices: no full copy of a large index array
+            h.update(np.ascontiguousarray(a[s:s + step], dtype=kind).data)
+    return "blake2b:" + h.hexdigest()
+
+
+def _narrow(a: np.ndarray) -> np.ndarray:
+    """``a`` as int32 when its values fit (pickled index arrays; restored to their dtype)."""
+    if a.dtype.kind in "iu" and a.dtype.itemsize > 4 and (a.size == 0 or (a.min() >= 0 and a.max() < 2**31)):
+        return a.astype(np.int32)
+    return a
+
+
+def _union_keys(indptr, indices, n) -> np.ndarray:
+    """Column-major int64 keys ``col * n + row`` of a canonical CSC pattern (sorted)."""
+    cols = np.repeat(np.arange(n, dtype=np.int64), np.diff(indptr))
+    return cols * n + indices
+
+
+def _proportional(data, mask, k_values, m_values):
+    """``C``'s values, or ``("alpha M + beta K", alpha, beta, fix positions, fix values)`` when
+    ``alpha m + beta k`` gives them bit for bit except at a few positions."""
+    sel = slice(None) if mask is None else np.unpackbits(mask[0], count=k_values.size).astype(bool)
+    k, m = k_values[sel], m_values[sel]
+    best = None
+    for alpha, beta in _candidate_coefficients(data, k, m):
+        bad = np.flatnonzero((alpha * m + beta * k).view(np.int64) != data.view(np.int64))
+        if best is None or bad.size < best[2].size:
+            best = (alpha, beta, bad)
+    if best is None or best[2].size > data.size // 8:
+        return data
+    alpha, beta, bad = best
+    return ("alpha M + beta K", alpha, beta, bad.astype(np.int32 if data.size < 2**31 else np.int64), data[bad])
+
+
+def _from_proportional(spec, mask, k_values, m_values):
+    """Inverse of :func:`_proportional`."""
+    _, alpha, beta, bad, fixes = spec
+    sel = slice(None) if mask is None else mask
+    data = alpha * m_values[sel] + beta * k_values[sel]
+    data[bad] = fixes
+    return data
+
+
+def _candidate_coefficients(c, k, m, sample=20000):
+    """``(alpha, beta)`` pairs that may give ``c = alpha m + beta k``: the most frequent exact ratios."""
+    step = max(1, c.size // sample)
+    c, k, m = c[::step], k[::step], m[::step]
+
+    def mode(x):
+        x = x[np.isfinite(x)]
+        if not x.size:
+            return None
+        values, counts = np.unique(x, return_counts=True)
+        return float(values[np.argmax(counts)])
+
+    with np.errstate(divide="ignore", invalid="ignore"):
+        only_k, only_m, both = (m == 0) & (k != 0), (k == 0) & (m != 0), (k != 0) & (m != 0)
+        beta = mode(c[only_k] / k[only_k])
+        alpha = mode(c[only_m] / m[only_m])
+        pairs = [(alpha, beta),
+                 (alpha, mode((c[both] - alpha * m[both]) / k[both]) if alpha is not None else None),
+                 (mode((c[both] - beta * k[both]) / m[both]) if beta is not None else None, beta),
+                 (0.0, mode(c[k != 0] / k[k != 0])),  # C = beta K
+                 (mode(c[m != 0] / m[m != 0]), 0.0)]  # C = alpha M
+    return [(a, b) for a, b in pairs if a is not None and b is not None]
 
 
 def as_system(K, C=None, M=None, b=None, *, g=0.0, output_dofs=None, name="system") -> System:

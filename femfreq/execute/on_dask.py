@@ -1,6 +1,7 @@
-"""The sweep on a dask cluster: scatter the System once, submit the chunks, yield results.
+"""The sweep on a dask cluster: send the System once, submit the chunks, yield results.
 
-The System goes to every worker once and its copies are kept there (protected from
+The System goes to every worker once (built there from the model's recipe, or uploaded
+once and copied worker to worker) and its copies are kept there (protected from
 the Active Memory Manager's ReduceReplicas policy); chunks lost with their data are
 resubmitted; a lost scheduler becomes :class:`~femfreq.errors.ClusterError`.
 """
@@ -79,8 +80,9 @@ def _protect_replicas(client, keys, protect: bool) -> bool:
     return True
 
 
-def _scatter_system(client, system, timeout):
-    """Broadcast the System to every worker; its future, seconds taken and size in bytes.
+def _send_system(client, system, recipe, timeout):
+    """Put the System on every worker: by ``recipe`` when given and every worker's build
+    matches, else uploaded once. ``(future, seconds, bytes sent from the client, route)``.
 
     No worker within ``timeout``, or a broadcast that does not end, is a
     :class:`~femfreq.errors.ClusterError`: the cluster cannot run the sweep.
@@ -89,7 +91,59 @@ def _scatter_system(client, system, timeout):
         _wait_for_workers(client, 1, timeout, f"the scheduler at {client.scheduler.address}")
     except TimeoutError as exc:
         raise ClusterError(str(exc)) from exc
-    nbytes = _nbytes(system)
+    if recipe is not None:
+        reason = None
+        try:
+            return _send_recipe(client, system, recipe, timeout)
+        except Exception as exc:  # noqa: BLE001 - a mismatch, a missing file, a worker lost while building
+            reason = exc
+        logger.warning("the workers could not build the system from %s (%s); uploading it instead", recipe, reason)
+    return _upload_system(client, system, timeout)
+
+
+def _send_recipe(client, system, recipe, timeout):
+    """Each worker builds the System from the recipe and checks its digest; then the
+    System's key is broadcast as a stand-in that unpickles as the worker's own build."""
+    from distributed import wait
+
+    handle = recipe.handle(system.token, system.digest())
+    workers = sorted(client.scheduler_info().get("workers", {}))
+    t0 = time.perf_counter()
+    builds = [client.submit(handle.prebuild, workers=[w], allow_other_workers=False, pure=False,
+                            key=f"femfreq-build-{uuid.uuid4().hex[:8]}-{i}") for i, w in enumerate(workers)]
+    try:
+        try:
+            wait(builds, timeout=max(timeout, 300.0))
+            errors = [f.exception() for f in builds if f.status == "error"]
+            build_seconds = [f.result() for f in builds if f.status == "finished"]
+        finally:
+            for f in builds:
+                f.release()
+        if errors:
+            raise errors[0]
+        future = client.scatter(handle.stand_in(), broadcast=True, hash=False, timeout=max(timeout, 60.0))
+    except Exception:
+        with contextlib.suppress(Exception):  # the Systems built ahead and not taken
+            client.run(handle.forget)
+        raise
+    seconds = time.perf_counter() - t0
+    _protect_replicas(client, [future.key], True)
+    nbytes = _pickled_nbytes(handle)
+    if logger.isEnabledFor(logging.INFO):
+        logger.info("sent the model recipe (%d bytes) to %d workers instead of the system (%.1f MB): each built "
+                    "and checked it (%.2f s at most); ready in %.2f s", nbytes, len(workers),
+                    _pickled_nbytes(system) / 1e6, max(build_seconds, default=0.0), seconds)
+    return future, seconds, nbytes, "recipe"
+
+
+def _upload_system(client, system, timeout):
+    """Upload the System once and let the workers copy it among themselves.
+
+    ``scatter(broadcast=True)`` sends one copy through the scheduler to one worker, and
+    the scheduler's ``replicate`` has the workers copy it peer to peer (a tree: the
+    holders double or triple each round), so the client's link carries one copy.
+    """
+    nbytes = _pickled_nbytes(system)
     n = len(client.scheduler_info().get("workers", {}))
     # a timeout, so that a worker dying mid-broadcast cannot hang the sweep (distributed#5704);
     # generous: every copy may go through one link at a pessimistic 5 MB/s
@@ -103,22 +157,18 @@ def _scatter_system(client, system, timeout):
         ) from exc
     seconds = time.perf_counter() - t0
     _protect_replicas(client, [future.key], True)
-    logger.info("scattered the system (%.1f MB) to %d workers in %.2f s", nbytes / 1e6, n, seconds)
-    return future, seconds, nbytes
+    logger.info("uploaded the system (%.1f MB) once; %d workers hold it (copied peer to peer) after %.2f s",
+                nbytes / 1e6, n, seconds)
+    return future, seconds, nbytes, "upload"
 
 
-def _nbytes(obj) -> int:
-    """Bytes held by the numpy arrays and sparse matrices of a System."""
-    import scipy.sparse as sp
+def _pickled_nbytes(obj) -> int:
+    """Bytes of ``obj`` pickled as dask sends it (protocol 5, arrays out of band), without a copy."""
+    import pickle
 
-    total = 0
-    for value in vars(obj).values():
-        for item in value if isinstance(value, tuple) else (value,):
-            if sp.issparse(item):
-                total += item.data.nbytes + item.indices.nbytes + item.indptr.nbytes
-            elif isinstance(item, np.ndarray):
-                total += item.nbytes
-    return total
+    buffers = []
+    head = pickle.dumps(obj, protocol=5, buffer_callback=buffers.append)
+    return len(head) + sum(b.raw().nbytes for b in buffers)
 
 
 def _default_chunk_function():
@@ -138,11 +188,14 @@ def run_on_dask(
     timeout: float = 60.0,
     function=None,
     stats: dict | None = None,
+    recipe=None,
 ):
     """Run the chunks of a sweep on a dask cluster and yield their results as they complete.
 
-    The System goes to every worker once (``scatter(broadcast=True, hash=False)``)
-    and its copies are kept there; each task carries only its chunk (index,
+    The System goes to every worker once and its copies are kept there: built by each
+    worker from ``recipe`` (a few hundred bytes from the client), or uploaded once
+    (``scatter(broadcast=True, hash=False)``: one copy from the client, the workers copy
+    it among themselves); each task carries only its chunk (index,
     frequencies, load: small), so no large array enters the task graph. One task
     per chunk, ``pure=False``, scheduled dynamically by dask.
 
@@ -173,8 +226,14 @@ def run_on_dask(
         default :func:`femfreq.execute.task.solve_chunk`. Module level
         (importable by the workers).
     stats : dict, optional
-        Filled with ``scatter_seconds``, ``scatter_bytes``, ``n_tasks``, ``resubmitted``,
-        ``rescatters`` and ``system_key`` (the dask key of the scattered System).
+        Filled with ``scatter_seconds`` (until every worker holds the System), ``scatter_bytes``
+        (what the client sent), ``system_route`` (``"recipe"`` or ``"upload"``), ``n_tasks``,
+        ``resubmitted``, ``rescatters`` and ``system_key`` (the dask key of the System).
+    recipe : femfreq.model.recipe.Recipe, optional
+        How the System was built (:func:`femfreq.model.recipe.recipe_of`). Then each worker
+        builds the System itself and checks its digest against ``system``'s; if any worker
+        cannot (a different Triangle or femfreq, a missing file), the System is uploaded
+        instead, with a warning in the log.
 
     Yields
     ------
@@ -202,7 +261,7 @@ def run_on_dask(
         return
     run = None
     try:
-        run = _Run(client, system, function or _default_chunk_function(), method, retries, timeout, stats)
+        run = _Run(client, system, function or _default_chunk_function(), method, retries, timeout, stats, recipe)
         if plan is not None:
             tasks = list(plan(run.system_future))
             stats["n_tasks"] = len(tasks)
@@ -220,8 +279,9 @@ def run_on_dask(
 class _Run:
     """One sweep on dask: the scattered System, the chunks submitted, what was resubmitted."""
 
-    def __init__(self, client, system, function, method, retries, timeout, stats):
+    def __init__(self, client, system, function, method, retries, timeout, stats, recipe=None):
         self.client, self.system, self.function, self.method = client, system, function, method
+        self.recipe = recipe
         self.retries, self.timeout, self.stats = retries, timeout, stats
         self.run_id = uuid.uuid4().hex[:8]
         self.attempts = {}
@@ -233,8 +293,9 @@ class _Run:
         """Broadcast the System (again); seconds taken and bytes."""
         if self.system_future is not None:
             _protect_replicas(self.client, [self.system_future.key], False)
-        self.system_future, seconds, nbytes = _scatter_system(self.client, self.system, self.timeout)
-        self.stats["system_key"] = self.system_future.key
+        self.system_future, seconds, nbytes, route = _send_system(self.client, self.system, self.recipe,
+                                                                  self.timeout)
+        self.stats["system_key"], self.stats["system_route"] = self.system_future.key, route
         return seconds, nbytes
 
     def _submit(self, i, task):

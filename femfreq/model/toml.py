@@ -233,6 +233,9 @@ def load_model(path_or_name, *, level: int | None = None, **overrides) -> Model:
         mesh=mesh,
         base=base,
     )
+    # how to read it again (femfreq.model.recipe.recipe_of); not a field: a replace()d model has none
+    shipped = path.parent == models_dir().resolve() and Path(path_or_name).name in (path.stem, path.name)
+    object.__setattr__(model, "_loaded_as", (path.stem if shipped else str(path), level, dict(overrides)))
     logger.info("model %s: %d nodes, %d rods, %d free DOF", model.name, model.n_nodes, model.n_rods, model.n_free)
     return model
 
