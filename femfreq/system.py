@@ -203,6 +203,9 @@ class System:
             out = np.arange(n, dtype=np.int64)
         else:
             out = np.asarray(self.output_dofs)
+            if out.dtype == bool:  # a mask is not a list of indices: [True, False] would become [1, 0]
+                raise TypeError("output_dofs must be integer indices, not a boolean mask "
+                                "(use numpy.flatnonzero(mask) for the indices of a mask)")
             if out.ndim != 1 or out.size == 0:
                 raise ValueError(f"output_dofs must be a non-empty 1-D index array (has shape {out.shape})")
             if not np.issubdtype(out.dtype, np.integer):

@@ -104,3 +104,12 @@ def test_tls_ca_alone(tmp_path):
                  "-o", "r.h5", cwd=tmp_path)
     _error(r, r"--tls-ca alone: TLS needs --tls-ca and --tls-cert")
     assert len(r.stderr.strip().splitlines()) == 1
+
+
+def test_system_refuses_a_boolean_mask_as_output_dofs():
+    import scipy.sparse as sp
+
+    from femfreq.system import System
+
+    with pytest.raises(TypeError, match="not a boolean mask"):
+        System(K=sp.eye(3), C=None, M=sp.eye(3), b=np.ones(3), output_dofs=np.array([True, False, True]))
