@@ -25,6 +25,7 @@ __all__ = [
     "ClusterError",
     "SweepInterrupted",
     "OutputLockedError",
+    "RecipeMismatchError",
 ]
 
 
@@ -92,6 +93,11 @@ class PardisoError(FemfreqError, RuntimeError):
 
     def __reduce__(self):
         return (type(self), (str(self), self.code))
+
+
+class RecipeMismatchError(FemfreqError, ValueError):
+    """The System a worker built from the model's recipe differs from the client's
+    (another triangle or femfreq version on that host): the System is uploaded instead."""
 
 
 class OutputLockedError(FemfreqError, BlockingIOError):

@@ -20,7 +20,7 @@ import threading
 import time
 from dataclasses import dataclass
 
-from ..errors import FemfreqError
+from ..errors import RecipeMismatchError
 from ..system import System
 from .toml import load_model
 
@@ -31,10 +31,6 @@ logger = logging.getLogger(__name__)
 #: Systems this process built ahead of their broadcast (:meth:`RecipeHandle.prebuild`), by token.
 _BUILT: dict[str, System] = {}
 _LOCK = threading.Lock()
-
-
-class RecipeMismatchError(FemfreqError, ValueError):
-    """The System built from a recipe on this host differs from the client's."""
 
 
 @dataclass(frozen=True)
