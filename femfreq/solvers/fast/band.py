@@ -86,7 +86,7 @@ def _check_inputs(system, freqs_hz, load, tol, max_basis, shifts, factor):
 
 def solve_band(system, freqs_hz, load, *, tol=1e-6, max_basis=None, shifts=None,
                direct_solver="auto", enlarge=True, max_shifts=8, step=None, factor="auto",
-               n_checks=2, skip_singular=False, split_depth=3, block_size=1):
+               n_checks=2, skip_singular=False, split_depth=3):
     """Solve a band of frequencies on a certified reduced model.
 
     Builds a basis from real shift-invert Krylov sequences of ``(K, M)`` started
@@ -134,12 +134,6 @@ def solve_band(system, freqs_hz, load, *, tol=1e-6, max_basis=None, shifts=None,
         A band whose basis fills up (``max_basis`` or ``max_shifts``) with
         frequencies still failing is bisected, each half getting its own basis,
         at most this many times (default 3); what still fails is solved directly.
-    block_size : int, optional
-        Krylov chains advanced together per shift, i.e. right-hand sides per solve
-        with one factorization (default 1: the single-vector sequence from ``b``).
-        Above 1 the extra chains start from ``(K - s M)^-1 M g`` for random ``g``
-        (and from the newest basis vectors at a new shift); the basis differs, the
-        certificate does not.
     skip_singular : bool, optional
         If True a singular ``A(omega)`` (e.g. 0 Hz with a free structure) is
         reported as skipped (method 3, NaN response and residuals) with a
@@ -183,7 +177,7 @@ def solve_band(system, freqs_hz, load, *, tol=1e-6, max_basis=None, shifts=None,
     # Z = [b, K V, M V, (C V)] must keep fewer columns than n for its thin QR
     max_basis = int(max(1, min(max_basis, (n - 1) // (2 if prop is not None else 3))))
     cfg = Settings(tol=tol, max_basis=max_basis, prop=prop, enlarge=enlarge, max_shifts=max_shifts,
-                   step=step, n_checks=n_checks, block_size=v.as_int("block_size", block_size, minimum=1))
+                   step=step, n_checks=n_checks)
     timings = {"factor": 0.0, "krylov": 0.0, "certify": 0.0, "direct": 0.0}
     info = {"basis_size": 0, "basis_sizes": [], "shifts_hz": [], "n_fallback": 0, "n_factorizations": 0,
             "factor": None, "explicit_checks": [], "proportional_damping": prop is not None,

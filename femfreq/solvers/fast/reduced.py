@@ -33,7 +33,6 @@ class Settings:
     max_shifts: int
     step: int | None
     n_checks: int
-    block_size: int = 1  # Krylov chains advanced together: right-hand sides per solve
 
 
 @dataclass
@@ -75,8 +74,6 @@ class ReducedPass:
         self.used_shifts = []
         self.n_fact = 0
         self.factor_name = None
-        # extra start vectors of a block Krylov sequence: fixed seed, so a pass is reproducible
-        self._rng = np.random.default_rng(20240613)
 
     # -- shared state -------------------------------------------------------------------
     def _shift_for(self, i):
@@ -146,9 +143,14 @@ class ReducedPass:
 
         Returns early (False) when the certificates stagnate and a new shift is queued.
         """
-        basis, cfg = self.basis, self.cfg
+        basis, cfg, M = self.basis, self.cfg, self.system.M
         tk = time.perf_counter()
-        pending = self._start(F)
+        b = self.system.b
+        b_parts = [b.real] + ([b.imag] if np.iscomplexobj(b) else [])
+        # raw Krylov directions: (K - s M)^-1 b, then (K - s M)^-1 M v (and C v for general C)
+        pending = [F.solve(part) for part in b_parts if np.any(part)]
+        if basis.m:  # rational Krylov: continue from the newest vector at the new shift too
+            pending.insert(0, F.solve(M @ basis.V[:, basis.m - 1]))
         last_worst = None
         done = False
         while basis.m < cfg.max_basis and pending:
@@ -178,86 +180,45 @@ class ReducedPass:
         self.timings["krylov"] += time.perf_counter() - tk
         return done
 
-    def _solve(self, F, R):
-        """``F^-1 R`` as a list of columns: one multi-right-hand-side call for a block
-        sequence; column by column for ``block_size = 1`` (the single-vector sequence)."""
-        if not R:
-            return []
-        if self.cfg.block_size == 1:
-            return [F.solve(r) for r in R]
-        X = F.solve(np.column_stack(R))
-        return [X[:, j] for j in range(X.shape[1])]
-
-    def _start(self, F):
-        """The first directions at a new shift, solved together.
-
-        ``(K - s M)^-1 b`` (real and imaginary parts); from the second shift on the
-        rational Krylov continuation ``(K - s M)^-1 M v`` from the newest basis vector(s)
-        first; a block sequence is filled up to ``block_size`` chains with
-        ``(K - s M)^-1 M g`` for random ``g`` (the first shift: the extra chains need
-        independent starts; what they add is in the space only if it certifies).
-        """
-        basis, p, M = self.basis, self.cfg.block_size, self.system.M
-        b = self.system.b
-        R = [part for part in ([b.real] + ([b.imag] if np.iscomplexobj(b) else [])) if np.any(part)]
-        if basis.m:
-            n_cont = min(basis.m, max(1, p - len(R)))
-            R = [M @ basis.V[:, j] for j in range(basis.m - n_cont, basis.m)][::-1] + R
-        if len(R) < p:
-            G = self._rng.standard_normal((self.system.n, p - len(R)))
-            R += [M @ G[:, j] for j in range(G.shape[1])]
-        return self._solve(F, R)
-
-    def _next(self, F, W, MW):
-        """The chains' next right-hand sides from their newest vectors ``W`` (``M W = MW``)."""
-        if self.cfg.prop is not None:
-            return self._solve(F, list(MW.T))
-        # general C: (K - s M)^-1 C v as well, after each (K - s M)^-1 M v
-        C = self.system.C
-        return self._solve(F, [r for w, mw in zip(W.T, MW.T) for r in (mw, C @ w)])
-
     def _block(self, F, pending, size):
         """Up to ``size`` chain vectors, M-orthonormal among themselves (cheap), or None.
 
         s-step: the block is orthogonalised against the basis afterwards with BLAS-3
-        (the expensive part, once per block). The chains advance together: the
-        directions of one step are orthonormalised in order, then their next
-        right-hand sides are solved in one call.
+        (the expensive part, once per block).
         """
-        M = self.system.M
+        M, C, general_c = self.system.M, self.system.C, self.cfg.prop is None
         block, mblock = [], []
         while len(block) < size and pending:
-            new, mnew = [], []
-            for w in pending:
-                if len(block) >= size:
-                    break
-                for _pass in range(2):
-                    for v, mv in zip(block, mblock):
-                        w = w - (mv @ w) * v
-                mw = M @ w
-                nrm = np.sqrt(abs(w @ mw))
-                if not np.isfinite(nrm) or nrm == 0:
-                    continue
-                w, mw = w / nrm, mw / nrm
-                block.append(w)
-                mblock.append(mw)
-                new.append(w)
-                mnew.append(mw)
-            pending = self._next(F, np.column_stack(new), np.column_stack(mnew)) \
-                if new and len(block) < size else []
+            w = pending.pop(0)
+            for _pass in range(2):
+                for v, mv in zip(block, mblock):
+                    w = w - (mv @ w) * v
+            mw = M @ w
+            nrm = np.sqrt(abs(w @ mw))
+            if not np.isfinite(nrm) or nrm == 0:
+                continue
+            w, mw = w / nrm, mw / nrm
+            block.append(w)
+            mblock.append(mw)
+            if len(block) < size:
+                pending.append(F.solve(mw))
+                if general_c:
+                    pending.append(F.solve(C @ w))
         return np.column_stack(block) if block else None
 
     def _add(self, F, block):
-        """Orthonormalise ``block`` against the basis, append it; the chains' next directions."""
+        """Orthonormalise ``block`` against the basis, append it; the chain's next directions."""
         basis, room = self.basis, self.cfg.max_basis - self.basis.m
         B, MB = basis.orthonormalize(block)
         B, MB = B[:, :room], MB[:, :room]
         if not B.shape[1]:
             return []
         basis.add_block(B, MB)
-        # continue the chains from the newest fully orthogonalised vectors
-        p = min(self.cfg.block_size, B.shape[1])
-        return self._next(F, B[:, -p:], MB[:, -p:])
+        # continue the chain from the last fully orthogonalised vector
+        pending = [F.solve(MB[:, -1])]
+        if self.cfg.prop is None:
+            pending.append(F.solve(self.system.C @ B[:, -1]))
+        return pending
 
     # -- certify ----------------------------------------------------------------------------
     def certify(self) -> PassResult:
