@@ -22,6 +22,16 @@ def add_output_args(parser, default: str) -> None:
                              f"default: {default})")
 
 
+def add_report_args(parser, *, ranked_by: str, figure: str) -> None:
+    """``--top``, ``--node/--dof``, ``-o DIR`` and ``--format``: the report options of random and srs."""
+    parser.add_argument("--top", type=int, default=10, metavar="N",
+                        help=f"rows of the table, largest {ranked_by} first; 0 for all outputs (default 10)")
+    add_output_args(parser, "every output")
+    parser.add_argument("-o", "--output", metavar="DIR",
+                        help=f"folder for the {figure} figure and CSV (default: next to RESULT.h5)")
+    parser.add_argument("--format", default="png", choices=["png", "pdf", "svg"], help="image format (default png)")
+
+
 def outputs_from_args(result, args):
     """The columns of ``result`` picked by ``--node``/``--dof`` (None without them)."""
     if not (args.node or args.dof):

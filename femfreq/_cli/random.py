@@ -32,7 +32,7 @@ import os
 import sys
 import warnings
 
-from ._select import add_output_args, output_dir, outputs_from_args
+from ._select import add_report_args, output_dir, outputs_from_args
 
 
 def add_args(parser):
@@ -42,12 +42,7 @@ def add_args(parser):
                              "breakpoints, zero outside) or a CSV file of 'frequency, value' lines (required)")
     parser.add_argument("--quantity", choices=["acceleration", "velocity", "displacement"], default="acceleration",
                         help="response quantity (default acceleration)")
-    parser.add_argument("--top", type=int, default=10, metavar="N",
-                        help="rows of the table, largest rms first; 0 for all outputs (default 10)")
-    add_output_args(parser, "every output")
-    parser.add_argument("-o", "--output", metavar="DIR",
-                        help="folder for the PSD figure and CSV (default: next to RESULT.h5)")
-    parser.add_argument("--format", default="png", choices=["png", "pdf", "svg"], help="image format (default png)")
+    add_report_args(parser, ranked_by="rms", figure="PSD")
 
 
 def run(args) -> int:

@@ -25,7 +25,7 @@ from __future__ import annotations
 import math
 import os
 
-from ._select import add_output_args, output_dir, outputs_from_args
+from ._select import add_report_args, output_dir, outputs_from_args
 
 #: channels filtered at once (bounds the memory of the refined histories)
 _BLOCK = 16
@@ -41,12 +41,7 @@ def add_args(parser):
                         help="highest natural frequency, Hz (default: the Nyquist frequency of the time response)")
     parser.add_argument("--kind", choices=["maximax", "positive", "negative"], default="maximax",
                         help="which spectrum the table and the peak use (default maximax)")
-    parser.add_argument("--top", type=int, default=10, metavar="N",
-                        help="rows of the table, largest peak first; 0 for all outputs (default 10)")
-    add_output_args(parser, "every output")
-    parser.add_argument("-o", "--output", metavar="DIR",
-                        help="folder for the SRS figure and CSV (default: next to RESULT.h5)")
-    parser.add_argument("--format", default="png", choices=["png", "pdf", "svg"], help="image format (default png)")
+    add_report_args(parser, ranked_by="peak", figure="SRS")
 
 
 def _fraction(text):
