@@ -125,7 +125,7 @@ def run(quick: bool = True, *, level: int | None = None) -> dict:
         t_modes = time.perf_counter() - t0
         uniform = np.arange(0.0, F_HI + 1, 1 / 2.048)
         grids = {"uniform 0.488 Hz (rfft)": uniform[(uniform >= F_LO) & (uniform <= F_HI)]}
-        for n in (3, 5, 7, 9, 15):
+        for n in (3, 5, 7, 9, 15, 21, 31):
             grids[f"auto:20:2000:{n}"] = auto_grid(system, f"auto:20:2000:{n}", modes=modes)
         rows = []
         for name, grid in grids.items():
