@@ -41,6 +41,16 @@ def outputs_from_args(result, args):
     return select_outputs(result, nodes=args.node, dofs=args.dof)
 
 
+def report_paths(args, kind: str) -> tuple[str, str]:
+    """``(figure, csv)`` paths ``DIR/<result stem>_<kind>.<format|csv>``, the folder created."""
+    import os
+
+    directory = output_dir(args, args.results)
+    os.makedirs(directory, exist_ok=True)
+    stem = os.path.join(directory, os.path.splitext(os.path.basename(args.results))[0] + "_" + kind)
+    return f"{stem}.{args.format}", f"{stem}.csv"
+
+
 def output_dir(args, results_path):
     """``-o DIR``, or the folder of the result file."""
     import os

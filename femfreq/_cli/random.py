@@ -28,11 +28,10 @@ Examples:
 
 from __future__ import annotations
 
-import os
 import sys
 import warnings
 
-from ._select import add_report_args, output_dir, outputs_from_args
+from ._select import add_report_args, outputs_from_args, report_paths
 
 
 def add_args(parser):
@@ -74,13 +73,9 @@ def run(args) -> int:
         fx, fy = response.interface_force_rms
         print(f"# interface force (the base on the structure), rms: x {fx:.6g}, y {fy:.6g} "
               f"(mass x {input_unit.split('^')[0]}: multiply by g in the model's acceleration unit)")
-    directory = output_dir(args, args.results)
-    os.makedirs(directory, exist_ok=True)
-    stem = os.path.splitext(os.path.basename(args.results))[0]
-    figure = os.path.join(directory, f"{stem}_psd.{args.format}")
+    figure, table = report_paths(args, "psd")
     plots.plot_psd(response, figure, unit=unit, input_unit=input_unit,
                    title=plots.title(result, f"random {args.quantity} response, input {asd.rms:.3g} rms"))
-    table = os.path.join(directory, f"{stem}_psd.csv")
     np.savetxt(table, np.column_stack([response.freqs_hz, response.psd]), delimiter=",", fmt="%.9g",
                header="frequency_hz," + ",".join(response.labels) + f"  # response PSD, ({unit})^2/Hz")
     print(figure)

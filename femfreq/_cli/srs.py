@@ -23,9 +23,8 @@ Examples:
 from __future__ import annotations
 
 import math
-import os
 
-from ._select import add_report_args, output_dir, outputs_from_args
+from ._select import add_report_args, outputs_from_args, report_paths
 
 #: channels filtered at once (bounds the memory of the refined histories)
 _BLOCK = 16
@@ -95,13 +94,9 @@ def run(args) -> int:
     unit = response_unit(result, "acceleration")[0]
     labels = [result.labels[c] for c in cols]
     _print_table(result, spectrum, accel, cols, args, unit)
-    directory = output_dir(args, args.results)
-    os.makedirs(directory, exist_ok=True)
-    stem = os.path.splitext(os.path.basename(args.results))[0]
-    figure = os.path.join(directory, f"{stem}_srs.{args.format}")
+    figure, table = report_paths(args, "srs")
     plots.plot_srs(spectrum, figure, labels=labels, unit=unit,
                    title=plots.title(result, f"shock response spectrum ({args.kind}, Q = {args.q:g})"))
-    table = os.path.join(directory, f"{stem}_srs.csv")
     np.savetxt(table, np.column_stack([fn, spectrum.srs]), delimiter=",", fmt="%.9g",
                header="natural_frequency_hz," + ",".join(labels) + f"  # {args.kind} SRS, Q = {args.q:g}, {unit}")
     print(figure)
