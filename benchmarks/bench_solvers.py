@@ -188,6 +188,9 @@ def _row(label, r, processes=1):
         "per_freq_median_s": round(float(np.median(t)), 3),
         "per_freq_max_s": round(float(t.max()), 3),
         "per_freq_cpu_median_s": round(float(np.median(r["cpu_s"])), 3),
+        "factor_gflop": round(r["stats"]["factor_mflop"] / 1e3, 1) if "factor_mflop" in r["stats"] else None,
+        "gflop_per_s": (round(r["stats"]["factor_mflop"] / 1e3 / float(np.median(t)), 1)
+                        if "factor_mflop" in r["stats"] else None),
         "peak_rss_mb": round(r["peak_rss_mb"]), "solver_rss_mb": round(r["peak_rss_mb"] - r["base_rss_mb"]),
         "max_rel_residual": float(f"{max(r['rel_residual']):.2e}"),
         "max_backward_error": float(f"{max(r['backward_error']):.2e}"),
@@ -280,6 +283,7 @@ def _dask_sweep(path, n_freqs):
         "backend": "pardiso", "layout": "dask sweep, 2 workers", "n_dof": system.n, "nnz": system.nnz,
         "freqs": n_freqs, "analysis_s": None, "analysis_cpu_s": None,
         "per_freq_median_s": round(2 * per, 3), "per_freq_max_s": None, "per_freq_cpu_median_s": None,
+        "factor_gflop": None, "gflop_per_s": None,
         "peak_rss_mb": None, "solver_rss_mb": None,
         "max_rel_residual": float(f"{np.max(result.rel_residual):.2e}"),
         "max_backward_error": float(f"{np.max(result.backward_error):.2e}"),

@@ -174,6 +174,23 @@ def test_pardiso_options_give_the_same_answer(opts):
             assert rel_err(solver.solve(omega, s.b), dense_solve(s, omega, s.b)) < 1e-10
 
 
+@needs_pardiso
+def test_pardiso_refactors_with_bunch_kaufman_pivots_where_a_1x1_pivot_fails():
+    # 2x2 blocks [[-w^2 m, 1], [1, -w^2 m]] with a tiny mass: their diagonal pivots are
+    # ~1e-12, which 1x1 pivoting (the default) cannot take without losing the answer
+    n = 40
+    K = sp.block_diag([sp.csr_matrix([[0.0, 1.0], [1.0, 0.0]])] * (n // 2)).tocsc()
+    s = System(K=K, C=None, M=sp.identity(n, format="csc") * 1e-12, b=np.random.default_rng(1).standard_normal(n))
+    with PardisoSolver(s) as solver:
+        for omega in (1.0, 0.0, 2.0):
+            assert rel_err(solver.solve(omega, s.b), dense_solve(s, omega, s.b)) < 1e-12
+            assert solver.last_info["rel_residual"].max() < 1e-12
+        assert solver.stats["bunch_kaufman_refactorizations"] >= 1
+    with PardisoSolver(s, iparm={20: 0}) as solver:  # the retry is off when the pivoting is the user's
+        solver.solve(1.0, s.b)
+        assert solver.stats["bunch_kaufman_refactorizations"] == 0
+
+
 def test_pattern_without_diagonal_entries():
     # a zero diagonal in K and M: PARDISO needs it stored, the binding inserts it
     K = sp.csc_matrix(np.array([[0.0, 2.0, 0.0], [2.0, 0.0, 1.0], [0.0, 1.0, 3.0]]))

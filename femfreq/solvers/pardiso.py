@@ -239,7 +239,9 @@ class PardisoSolver(DirectSolver):
     iparm (0-based) as set here: [0]=1 no defaults; [1] ordering; [3]=0 direct
     (no CGS); [4]=0 no user permutation; [5]=0 solution in x; [7] refinement;
     [9] pivot perturbation; [10], [12] scaling/matching; [17]=-1 report nnz of
-    the factors; [20]=1 Bunch-Kaufman 1x1 and 2x2 pivots (symmetric);
+    the factors; [18]=-1 report the factorization's MFlop; [20]=0 1x1 pivots (symmetric;
+    a frequency whose relative residual exceeds ``retry_above`` is refactored with [20]=1,
+    Bunch-Kaufman 1x1 and 2x2 pivots; an ``iparm`` override of [20] turns the retry off);
     [23]=0 classic factorization; [24]=0 sequential forward/backward solve;
     [26] matrix checker (on for the analysis only); [27]=0 double precision;
     [30]=2 or 0 sparse right-hand side per call (see ``sparse_rhs``); [34]=1 zero-based indices; [36]=0 CSR; [59]=0 in-core. Outputs read back:
@@ -297,6 +299,7 @@ class PardisoSolver(DirectSolver):
                                  "pick another ordering")
             overrides[int(key)] = int(value)
         self.iparm_overrides = overrides
+        self._bk_retry = self.mtype == 6 and 20 not in overrides
         # the partial solve marks its rows in PARDISO's perm array, which a user
         # permutation (pymetis) occupies: the two exclude each other
         rows = self._sparse_rhs_rows(system, sparse_rhs, overrides)
@@ -408,7 +411,11 @@ class PardisoSolver(DirectSolver):
         iparm[10] = 1 if self.matching else 0  # scaling (needs values at the analysis)
         iparm[12] = 1 if self.matching else 0  # weighted matching (ditto)
         iparm[17] = -1  # report nnz of the factors
-        iparm[20] = 1  # Bunch-Kaufman 1x1 and 2x2 pivoting (symmetric indefinite)
+        iparm[18] = -1  # report the factorization's MFlop count
+        # symmetric: 1x1 diagonal pivots (faster than Bunch-Kaufman 1x1/2x2 pivots on the
+        # satellite's A(omega), equally accurate; benchmarks/bench_solvers.py); a frequency
+        # whose residual shows a pivot was too small is refactored with Bunch-Kaufman pivots
+        iparm[20] = 0 if self._bk_retry else 1
         iparm[23] = 0  # classic factorization (two-level only pays with many threads)
         iparm[24] = 0  # sequential forward/backward substitution
         iparm[26] = 1  # check the CSR structure once, at the analysis
@@ -442,9 +449,11 @@ class PardisoSolver(DirectSolver):
         self.stats.update(
             partial_solves=0,
             factor_nnz=int(iparm[17]),
+            factor_mflop=int(iparm[18]),
             analysis_memory_kb=int(iparm[14]),
             mtype=self.mtype,
             perturbed_pivot_frequencies=0,
+            bunch_kaufman_refactorizations=0,
         )
         logger.debug(
             "PARDISO analysis: n=%d, nnz(upper)=%d, nnz(factor)=%d, mtype=%d, ordering=%s",
@@ -501,6 +510,20 @@ class PardisoSolver(DirectSolver):
             )
         self.stats["factor_memory_kb"] = int(self._iparm[15] + self._iparm[16])
         return X
+
+    def _factor_solve_safer(self, omega, B):
+        """Refactor with Bunch-Kaufman 1x1 and 2x2 pivots (a 1x1 pivot was too small)."""
+        if not self._bk_retry:
+            return None
+        logger.debug("PARDISO at %s: residual %.3g with 1x1 pivots, refactoring with Bunch-Kaufman pivots",
+                     _describe(omega), float(self.last_info["rel_residual"].max())
+                     if "rel_residual" in self.last_info else float("inf"))
+        self.stats["bunch_kaufman_refactorizations"] += 1
+        self._iparm[20] = 1
+        try:
+            return self._factor_solve(omega, B)
+        finally:
+            self._iparm[20] = 0
 
     def _solve_factored(self, B):
         X = np.empty_like(B, order="F")
