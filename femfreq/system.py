@@ -234,10 +234,46 @@ class System:
 
     # -- pattern -------------------------------------------------------------
     def _align(self):
+        for A in (self.K, self.C, self.M):
+            A.sum_duplicates()  # canonical CSC: sorted indices, no duplicates
+        if not self._align_on_k():
+            self._align_union()
+
+    def _align_on_k(self) -> bool:
+        """The usual case in O(nnz) without sorting: C empty or on K's pattern, M on K's
+        pattern or diagonal, and K storing its whole diagonal. False if not."""
+        K, C, M, n = self.K, self.C, self.M, self.n
+
+        def same(A):
+            return np.array_equal(A.indptr, K.indptr) and np.array_equal(A.indices, K.indices)
+
+        if not (C.nnz == 0 or same(C)):
+            return False
+        cols = np.repeat(np.arange(n, dtype=K.indices.dtype), np.diff(K.indptr))
+        diag = np.flatnonzero(K.indices == cols)
+        if diag.size != n:
+            return False
+        m_values = np.zeros(K.nnz)
+        if same(M):
+            m_values[:] = M.data
+        elif np.array_equal(M.indptr, np.arange(n + 1)) and np.array_equal(M.indices, np.arange(n)):
+            m_values[diag] = M.data
+        elif M.nnz:
+            return False
+        c_values = C.data.astype(float, copy=True) if C.nnz else np.zeros(K.nnz)
+        index_type = np.int32 if max(n, K.nnz) < 2**31 else np.int64
+        set_ = object.__setattr__
+        set_(self, "pattern", (K.indptr.astype(index_type), K.indices.astype(index_type)))
+        set_(self, "k_values", K.data.astype(float, copy=True))
+        set_(self, "c_values", c_values)
+        set_(self, "m_values", m_values)
+        return True
+
+    def _align_union(self):
+        """Any patterns: their union, by sorting column-major keys."""
         n = self.n
         keys = []
         for A in (self.K, self.C, self.M):
-            A.sum_duplicates()  # canonical CSC: sorted indices, no duplicates
             cols = np.repeat(np.arange(n, dtype=np.int64), np.diff(A.indptr))
             # column-major key: sorted keys are the CSC order
             keys.append(cols * n + A.indices)

@@ -24,6 +24,31 @@ def test_dynamic_matrix_matches_dense(n, omega, g, seed):
     np.testing.assert_allclose(s.dynamic_matrix(omega).toarray(), expected, rtol=1e-13, atol=1e-12)
 
 
+@settings(max_examples=60, deadline=None)
+@given(st.integers(2, 9), st.sampled_from(["diagonal", "as K", "other", "empty"]),
+       st.sampled_from(["empty", "as K", "other"]), st.booleans(), st.integers(0, 2**31))
+def test_every_pattern_combination_gives_the_dense_dynamic_matrix(n, m_kind, c_kind, k_full_diagonal, seed):
+    # the usual patterns (M diagonal or on K's, C empty or on K's) take a shortcut; every
+    # other combination the general union: both must give A(omega) exactly
+    rng = np.random.default_rng(seed)
+    K = sp.random(n, n, density=0.4, random_state=rng) + sp.diags(rng.uniform(1, 2, n))
+    K = (K + K.T).tocsc()
+    if not k_full_diagonal:
+        K = K.tolil()
+        K[0, 0] = 0.0
+        K = K.tocsc()
+        K.eliminate_zeros()
+    other = sp.random(n, n, density=0.3, random_state=rng)
+    M = {"diagonal": sp.diags(rng.uniform(1, 2, n)), "as K": 0.5 * K + 0 * K, "other": other + other.T,
+         "empty": sp.csc_matrix((n, n))}[m_kind]
+    C = {"empty": None, "as K": 0.01 * K, "other": 0.1 * (other + other.T)}[c_kind]
+    s = System(K=K, C=C, M=M, b=np.ones(n), g=0.02)
+    Cd = 0 if C is None else C.toarray()
+    for omega in (0.0, 3.0):
+        expected = (1 + 0.02j) * K.toarray() + 1j * omega * Cd - omega**2 * M.toarray()
+        np.testing.assert_array_equal(s.dynamic_matrix(omega).toarray(), expected)
+
+
 def test_pattern_is_shared_and_covers_all_matrices():
     K = sp.diags([2.0, 2.0, 2.0]) + sp.diags([-1.0, -1.0], 1) + sp.diags([-1.0, -1.0], -1)
     M = sp.eye(3)
