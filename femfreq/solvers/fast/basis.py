@@ -33,6 +33,20 @@ def _fit_damping(system):
     return float(coef[0]), float(coef[1])
 
 
+def _columns(cols, dtype=None):
+    """The 1-D or 2-D arrays ``cols`` side by side as one Fortran-ordered (n, k) array:
+    each column written contiguously (``np.column_stack`` writes C order, a strided
+    copy that BLAS and the column loops then read across)."""
+    cols = [c.reshape(c.shape[0], -1) for c in cols]
+    k = sum(c.shape[1] for c in cols)
+    out = np.empty((cols[0].shape[0], k), dtype=dtype or np.result_type(*cols), order="F")
+    j = 0
+    for c in cols:
+        out[:, j : j + c.shape[1]] = c
+        j += c.shape[1]
+    return out
+
+
 class _Basis:
     """M-orthonormal basis V, reduced matrices, and the QR factor of Z = [b, K V, M V, (C V)]."""
 
@@ -60,22 +74,22 @@ class _Basis:
         self.zk = np.zeros(capacity, dtype=np.int64)
         self.zm = np.zeros(capacity, dtype=np.int64)
         self.zc = np.zeros(capacity, dtype=np.int64)
-        self._append_z(self.b.reshape(-1, 1))
+        self._append_z([self.b])
 
-    def _append_z(self, Znew):
-        """Extend Z = U R by the columns Znew: CGS2 against U, Householder QR of the rest."""
-        p, k = self.p, Znew.shape[1]
+    def _append_z(self, cols):
+        """Extend Z = U R by the columns ``cols`` (arrays side by side): block Gram-Schmidt against U with a
+        Householder QR after each of its two passes (BCGS2)."""
+        Y = _columns(cols, self.U.dtype)  # the new columns of Z, (n, k)
+        p, k = self.p, Y.shape[1]
         U = self.U[:, :p]
         UH = U.T if self.U.dtype == float else U.conj().T  # no copy for real U
-        Y = np.array(Znew, dtype=self.U.dtype, order="F")
         R12 = np.zeros((p, k), dtype=self.U.dtype)
         if p:
-            for _pass in range(2):
-                h = UH @ Y
-                Y -= U @ h
-                R12 += h
+            h = UH @ Y
+            Y -= U @ h
+            R12 += h
         Q, R22 = sla.qr(Y, mode="economic", overwrite_a=True, check_finite=False)
-        if p:  # Q is orthogonal to U only to ~eps ||Znew|| / ||Y||: one more pass
+        if p:  # Q is orthogonal to U only to ~eps ||Z new|| / ||Y|| (K V is nearly in span(U)): a second pass
             h = UH @ Q
             Q -= U @ h
             Q2, R3 = sla.qr(Q, mode="economic", overwrite_a=True, check_finite=False)
@@ -123,7 +137,7 @@ class _Basis:
                 B = B[:, :0]
                 MB = B
                 break
-            B, MB = np.column_stack(cols), np.column_stack(mcols)
+            B, MB = _columns(cols), _columns(mcols)
             norms = np.ones(B.shape[1])
             if not lost and _pass >= 1:
                 break
@@ -158,7 +172,7 @@ class _Basis:
         if self.general_c:
             self.zc[m : m + q] = p + 2 * q + np.arange(q)
         self.m = m + q
-        self._append_z(np.hstack(cols))
+        self._append_z(cols)
 
     def reduced_solutions(self, omegas, load):
         """Galerkin coefficients y (m, k): (V^T A(omega) V) y = P V^T b."""

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .basis import _Basis, _fit_damping
+from .basis import _Basis, _columns, _fit_damping
 
 log = logging.getLogger(__name__)
 
@@ -204,7 +204,7 @@ class ReducedPass:
                 pending.append(F.solve(mw))
                 if general_c:
                     pending.append(F.solve(C @ w))
-        return np.column_stack(block) if block else None
+        return _columns(block) if block else None
 
     def _add(self, F, block):
         """Orthonormalise ``block`` against the basis, append it; the chain's next directions."""
