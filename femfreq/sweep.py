@@ -263,7 +263,11 @@ def _chunks(system, todo, freqs, P, method, where, calibration, recipe=None):
             parts = plan.plan_sweep(system, freqs[todo], n, method, calibration=calibration, weights=weights)
             return [(todo[p], freqs[todo[p]], P[todo[p]]) for p in parts]
 
-        yield from run_on_dask(client, system, tasks, method=method, recipe=recipe)
+        if isinstance(where, Local):  # workers on this machine read the System from one file
+            with tempfile.TemporaryDirectory(prefix="femfreq-system-") as shared_dir:
+                yield from run_on_dask(client, system, tasks, method=method, recipe=recipe, shared_dir=shared_dir)
+        else:
+            yield from run_on_dask(client, system, tasks, method=method, recipe=recipe)
 
 
 def _frequencies_and_load(model, freqs_hz, load, system):

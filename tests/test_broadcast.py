@@ -155,6 +155,61 @@ def test_matrices_are_uploaded_once_and_every_worker_holds_them(cluster3):
     np.testing.assert_allclose(assemble(results, freqs.size, system.output_dofs.size), serial, rtol=1e-10, atol=0)
 
 
+def _file_route(cluster3, shared_dir, system):
+    freqs = np.linspace(0.0, 30.0, 12)
+    load = np.ones(freqs.size, complex)
+    holders = []
+    with open_client(Scheduler(cluster3, n_workers=3)) as client:
+        def plan(system_future):
+            holders.extend(client.who_has([system_future])[system_future.key])
+            return [(np.array([i]), freqs[i:i + 1], load[i:i + 1]) for i in range(freqs.size)]
+
+        stats = {}
+        results = list(run_on_dask(client, system, plan, method=DIRECT, stats=stats, shared_dir=shared_dir))
+        workers = set(client.scheduler_info()["workers"])
+    serial = solve_chunk(system, np.arange(freqs.size), freqs, load, DIRECT).response
+    np.testing.assert_allclose(assemble(results, freqs.size, system.output_dofs.size), serial, rtol=1e-10, atol=0)
+    return system, stats, set(holders), workers
+
+
+def test_workers_on_this_machine_load_the_system_from_one_file(cluster3, tmp_path, caplog):
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    with caplog.at_level(logging.INFO, logger="femfreq.execute.on_dask"):
+        system, stats, holders, workers = _file_route(cluster3, shared, grid_system(8))
+    assert stats["system_route"] == "file" and holders == workers and len(workers) == 3
+    assert stats["scatter_bytes"] < 2000  # the handle, not the matrices
+    assert "workers loaded it from there" in caplog.text
+    assert [p.name for p in shared.iterdir()] == [f"system-{system.token}.pickle"]  # no temporary left
+
+
+def test_a_file_the_workers_cannot_use_falls_back_to_the_upload(cluster3, tmp_path, caplog):
+    # a file of another System where this one's should be: every worker refuses it
+    system = grid_system(8)
+    other = grid_system(6)
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    (shared / f"system-{system.token}.pickle").write_bytes(pickle.dumps(other))
+    with caplog.at_level(logging.INFO, logger="femfreq.execute.on_dask"):
+        _, stats, holders, workers = _file_route(cluster3, shared, system)
+    assert stats["system_route"] == "upload" and holders == workers
+    assert "could not load the system" in caplog.text and "holds another system" in caplog.text
+
+
+def test_an_embedded_cluster_sweep_reads_one_file_and_leaves_none(tmp_path, monkeypatch, caplog):
+    import tempfile
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    model = load_model("satellite", level=1)
+    with caplog.at_level(logging.INFO, logger="femfreq.execute.on_dask"):
+        got = femfreq.solve(model, freqs_hz="20:300:6", method=DIRECT, cluster=femfreq.Local(n_workers=2),
+                            progress=False, out=tmp_path / "r.h5")
+    assert "2 workers loaded it from there" in caplog.text
+    serial = femfreq.solve(model, freqs_hz="20:300:6", method=DIRECT, cluster=None, progress=False)
+    np.testing.assert_allclose(got.response, serial.response, rtol=1e-10, atol=0)
+    assert not [p.name for p in tmp_path.iterdir() if p.name.startswith("femfreq")]  # the System's file went
+
+
 def test_a_worker_retiring_mid_sweep_costs_no_frequency(cluster3):
     # what a batch job's walltime does (dask-jobqueue --lifetime): the worker retires gracefully
     model = load_model("satellite", level=2)

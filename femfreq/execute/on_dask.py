@@ -1,7 +1,8 @@
 """The sweep on a dask cluster: send the System once, submit the chunks, yield results.
 
-The System goes to every worker once (built there from the model's recipe, or uploaded
-once and copied worker to worker) and its copies are kept there (protected from
+The System goes to every worker once (built there from the model's recipe, read from
+one file by the workers of an embedded cluster, or uploaded once and copied worker to
+worker) and its copies are kept there (protected from
 the Active Memory Manager's ReduceReplicas policy); chunks lost with their data are
 resubmitted; a lost scheduler becomes :class:`~femfreq.errors.ClusterError`.
 """
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import time
 import uuid
 import warnings
@@ -80,9 +82,10 @@ def _protect_replicas(client, keys, protect: bool) -> bool:
     return True
 
 
-def _send_system(client, system, recipe, timeout):
+def _send_system(client, system, recipe, timeout, shared_dir=None):
     """Put the System on every worker: by ``recipe`` when given and every worker's build
-    matches, else uploaded once. ``(future, seconds, bytes sent from the client, route)``.
+    matches, else through a file in ``shared_dir`` when given (workers on this machine),
+    else uploaded once. ``(future, seconds, bytes sent from the client, route)``.
 
     No worker within ``timeout``, or a broadcast that does not end, is a
     :class:`~femfreq.errors.ClusterError`: the cluster cannot run the sweep.
@@ -98,7 +101,48 @@ def _send_system(client, system, recipe, timeout):
         except Exception as exc:  # noqa: BLE001 - a mismatch, a missing file, a worker lost while building
             reason = exc
         logger.warning("the workers could not build the system from %s (%s); uploading it instead", recipe, reason)
+    elif shared_dir is not None:
+        try:
+            return _send_file(client, system, shared_dir, timeout)
+        except Exception as exc:  # noqa: BLE001 - an unreadable file, a worker lost while loading
+            logger.warning("the workers could not load the system from %s (%s); uploading it instead",
+                           shared_dir, exc)
     return _upload_system(client, system, timeout)
+
+
+def _send_file(client, system, shared_dir, timeout):
+    """Write the System to a file in ``shared_dir`` once; each worker loads it (all at
+    once), then the handle is broadcast as a stand-in that unpickles as the loaded System."""
+    from distributed import wait
+
+    from ._shared_file import write_system
+
+    t0 = time.perf_counter()
+    handle = write_system(system, shared_dir)
+    workers = sorted(client.scheduler_info().get("workers", {}))
+    loads = [client.submit(handle.preload, workers=[w], allow_other_workers=False, pure=False,
+                           key=f"femfreq-load-{uuid.uuid4().hex[:8]}-{i}") for i, w in enumerate(workers)]
+    try:
+        try:
+            wait(loads, timeout=max(timeout, 300.0))
+            errors = [f.exception() for f in loads if f.status == "error"]
+            if len(errors) + sum(f.status == "finished" for f in loads) < len(loads):
+                raise TimeoutError(f"loading the system from {handle.path} did not end")
+        finally:
+            for f in loads:
+                f.release()
+        if errors:
+            raise errors[0]
+        future = client.scatter(handle.stand_in(), broadcast=True, hash=False, timeout=max(timeout, 60.0))
+    except Exception:
+        with contextlib.suppress(Exception):  # the Systems loaded ahead and not taken
+            client.run(handle.forget)
+        raise
+    seconds = time.perf_counter() - t0
+    _protect_replicas(client, [future.key], True)
+    logger.info("wrote the system (%.1f MB) to %s; %d workers loaded it from there: ready in %.2f s",
+                os.path.getsize(handle.path) / 1e6, handle.path, len(workers), seconds)
+    return future, seconds, _pickled_nbytes(handle), "file"
 
 
 def _send_recipe(client, system, recipe, timeout):
@@ -189,6 +233,7 @@ def run_on_dask(
     function=None,
     stats: dict | None = None,
     recipe=None,
+    shared_dir=None,
 ):
     """Run the chunks of a sweep on a dask cluster and yield their results as they complete.
 
@@ -227,13 +272,18 @@ def run_on_dask(
         (importable by the workers).
     stats : dict, optional
         Filled with ``scatter_seconds`` (until every worker holds the System), ``scatter_bytes``
-        (what the client sent), ``system_route`` (``"recipe"`` or ``"upload"``), ``n_tasks``,
+        (what the client sent), ``system_route`` (``"recipe"``, ``"file"`` or ``"upload"``), ``n_tasks``,
         ``resubmitted``, ``rescatters`` and ``system_key`` (the dask key of the System).
     recipe : femfreq.model.recipe.Recipe, optional
         How the System was built (:func:`femfreq.model.recipe.recipe_of`). Then each worker
         builds the System itself and checks its digest against ``system``'s; if any worker
         cannot (a different Triangle or femfreq, a missing file), the System is uploaded
         instead, with a warning in the log.
+    shared_dir : str or Path, optional
+        A directory the workers can read (an embedded cluster on this machine): the System
+        is written there once and each worker loads it, instead of the upload hopping from
+        worker to worker. If any worker cannot, the System is uploaded, with a warning.
+        The caller removes the directory after the sweep.
 
     Yields
     ------
@@ -261,7 +311,8 @@ def run_on_dask(
         return
     run = None
     try:
-        run = _Run(client, system, function or _default_chunk_function(), method, retries, timeout, stats, recipe)
+        run = _Run(client, system, function or _default_chunk_function(), method, retries, timeout, stats, recipe,
+                   shared_dir)
         if plan is not None:
             tasks = list(plan(run.system_future))
             stats["n_tasks"] = len(tasks)
@@ -279,9 +330,9 @@ def run_on_dask(
 class _Run:
     """One sweep on dask: the scattered System, the chunks submitted, what was resubmitted."""
 
-    def __init__(self, client, system, function, method, retries, timeout, stats, recipe=None):
+    def __init__(self, client, system, function, method, retries, timeout, stats, recipe=None, shared_dir=None):
         self.client, self.system, self.function, self.method = client, system, function, method
-        self.recipe = recipe
+        self.recipe, self.shared_dir = recipe, shared_dir
         self.retries, self.timeout, self.stats = retries, timeout, stats
         self.run_id = uuid.uuid4().hex[:8]
         self.attempts = {}
@@ -294,7 +345,7 @@ class _Run:
         if self.system_future is not None:
             _protect_replicas(self.client, [self.system_future.key], False)
         self.system_future, seconds, nbytes, route = _send_system(self.client, self.system, self.recipe,
-                                                                  self.timeout)
+                                                                  self.timeout, self.shared_dir)
         self.stats["system_key"], self.stats["system_route"] = self.system_future.key, route
         return seconds, nbytes
 
