@@ -49,6 +49,20 @@ def test_every_pattern_combination_gives_the_dense_dynamic_matrix(n, m_kind, c_k
         np.testing.assert_array_equal(s.dynamic_matrix(omega).toarray(), expected)
 
 
+@settings(max_examples=30, deadline=None)
+@given(st.integers(1, 8), st.integers(0, 3), st.floats(0, 1e3), st.booleans(), st.integers(0, 2**31))
+def test_apply_matches_the_dense_product(n, k, omega, with_c, seed):
+    rng = np.random.default_rng(seed)
+    K, M = _random_spd(n, rng), _random_spd(n, rng)
+    C = _random_spd(n, rng) * 0.01 if with_c else None
+    s = System(K=K, C=C, M=M, b=np.ones(n), g=0.03)
+    x = rng.standard_normal((n, k) if k else n) + 1j * rng.standard_normal((n, k) if k else n)
+    expected = s.dynamic_matrix(omega).toarray() @ x
+    np.testing.assert_allclose(s.apply(omega, x), expected, rtol=1e-12, atol=1e-12 * np.abs(expected).max(initial=1))
+    rel, _ = s.residuals(omega, x if not k else x[:, 0] if k else x, 1.0) if k <= 1 else (0.0, 0.0)
+    assert np.isfinite(rel)
+
+
 def test_pattern_is_shared_and_covers_all_matrices():
     K = sp.diags([2.0, 2.0, 2.0]) + sp.diags([-1.0, -1.0], 1) + sp.diags([-1.0, -1.0], -1)
     M = sp.eye(3)

@@ -11,7 +11,22 @@ _EPS = np.finfo(float).eps
 # the reduced basis and its residual certificate
 # ---------------------------------------------------------------------------
 def _proportional(system):
-    """(alpha, beta) if C = alpha M + beta K on the pattern to round-off, else None."""
+    """(alpha, beta) if C = alpha M + beta K on the pattern to round-off, else None.
+
+    Kept on the System (immutable) after the first call: a least-squares fit over every
+    stored entry, which each sub-band of a sweep would otherwise redo.
+    """
+    cached = system.__dict__.get("_fast_proportional", _UNSET)
+    if cached is _UNSET:
+        cached = _fit_proportional(system)
+        object.__setattr__(system, "_fast_proportional", cached)
+    return cached
+
+
+_UNSET = object()
+
+
+def _fit_proportional(system):
     c, k, m = system.c_values, system.k_values, system.m_values
     cn = np.linalg.norm(c)
     if cn == 0:
