@@ -62,6 +62,34 @@ def _columns(cols, dtype=None):
     return out
 
 
+class _MColumns:
+    """Up to ``cap`` columns, each M-orthogonalised against those before it as it comes
+    (classical Gram-Schmidt with matrix-vector products, not a loop of dot products)."""
+
+    def __init__(self, n, cap):
+        self.B = np.empty((n, cap), order="F")
+        self.MB = np.empty((n, cap), order="F")
+        self.k = 0
+
+    def project(self, w, passes=1):
+        """``w`` with its M-projection on the columns so far taken out (``passes`` times)."""
+        k = self.k
+        if k:
+            B, MB = self.B[:, :k], self.MB[:, :k]
+            for _pass in range(passes):
+                w = w - B @ (MB.T @ w)
+        return w
+
+    def append(self, w, mw):
+        self.B[:, self.k] = w
+        self.MB[:, self.k] = mw
+        self.k += 1
+
+    def arrays(self):
+        """(B, M B), (n, k) each, Fortran order."""
+        return self.B[:, : self.k], self.MB[:, : self.k]
+
+
 class _Basis:
     """M-orthonormal basis V, reduced matrices, and the QR factor of Z = [b, K V, M V, (C V)]."""
 
@@ -119,8 +147,8 @@ class _Basis:
     def orthonormalize(self, B):
         """M-orthonormalise the columns of B against V, then in order; returns (B, M B).
 
-        Classical Gram-Schmidt against V (BLAS-3) and modified Gram-Schmidt inside
-        the block, repeated until no column loses more than half its M-norm in a
+        Classical Gram-Schmidt against V (BLAS-3) and inside the block (column by
+        column, against the columns before it), repeated until no column loses more than half its M-norm in a
         pass (DGKS criterion; at most 4 passes). A column reduced below 1e-9 of its
         M-norm is already in the basis and is dropped. The order is kept, so the
         last column carries the newest Krylov direction.
@@ -136,23 +164,20 @@ class _Basis:
             if self.m:
                 V = self.V[:, : self.m]
                 B = B - V @ (V.T @ MB)
-            cols, mcols, lost = [], [], False
+            cols, lost = _MColumns(B.shape[0], B.shape[1]), False
             for j in range(B.shape[1]):
-                w = B[:, j]
-                for v, mv in zip(cols, mcols):
-                    w = w - (mv @ w) * v
+                w = cols.project(B[:, j])
                 mw = M @ w
                 nrm = np.sqrt(abs(w @ mw))
                 if not np.isfinite(nrm) or nrm <= 1e-9 * norms[j]:
                     continue
                 lost |= nrm < 0.5 * norms[j]
-                cols.append(w / nrm)
-                mcols.append(mw / nrm)
-            if not cols:
+                cols.append(w / nrm, mw / nrm)
+            if not cols.k:
                 B = B[:, :0]
                 MB = B
                 break
-            B, MB = _columns(cols), _columns(mcols)
+            B, MB = cols.arrays()
             norms = np.ones(B.shape[1])
             if not lost and _pass >= 1:
                 break

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .basis import _Basis, _columns, _fit_damping
+from .basis import _Basis, _fit_damping, _MColumns
 
 log = logging.getLogger(__name__)
 
@@ -187,24 +187,20 @@ class ReducedPass:
         (the expensive part, once per block).
         """
         M, C, general_c = self.system.M, self.system.C, self.cfg.prop is None
-        block, mblock = [], []
-        while len(block) < size and pending:
-            w = pending.pop(0)
-            for _pass in range(2):
-                for v, mv in zip(block, mblock):
-                    w = w - (mv @ w) * v
+        block = _MColumns(self.system.n, size)
+        while block.k < size and pending:
+            w = block.project(pending.pop(0), passes=2)
             mw = M @ w
             nrm = np.sqrt(abs(w @ mw))
             if not np.isfinite(nrm) or nrm == 0:
                 continue
             w, mw = w / nrm, mw / nrm
-            block.append(w)
-            mblock.append(mw)
-            if len(block) < size:
+            block.append(w, mw)
+            if block.k < size:
                 pending.append(F.solve(mw))
                 if general_c:
                     pending.append(F.solve(C @ w))
-        return _columns(block) if block else None
+        return block.arrays()[0] if block.k else None
 
     def _add(self, F, block):
         """Orthonormalise ``block`` against the basis, append it; the chain's next directions."""
