@@ -136,26 +136,9 @@ def test_a_worker_that_builds_another_system_gets_it_uploaded(cluster3, tmp_path
     np.testing.assert_allclose(got.response, serial.response, rtol=1e-10, atol=0)  # serial: other threads
 
 
-def test_matrices_are_uploaded_once_and_every_worker_holds_them(cluster3):
-    system = grid_system(8)
-    freqs = np.linspace(0.0, 30.0, 12)
-    load = np.ones(freqs.size, complex)
-    holders = []
-
-    with open_client(Scheduler(cluster3, n_workers=3)) as client:
-        def plan(system_future):
-            holders.extend(client.who_has([system_future])[system_future.key])
-            return [(np.array([i]), freqs[i:i + 1], load[i:i + 1]) for i in range(freqs.size)]
-
-        stats = {}
-        results = list(run_on_dask(client, system, plan, method=DIRECT, stats=stats))
-        workers = set(client.scheduler_info()["workers"])
-    assert stats["system_route"] == "upload" and set(holders) == workers and len(workers) == 3
-    serial = solve_chunk(system, np.arange(freqs.size), freqs, load, DIRECT).response
-    np.testing.assert_allclose(assemble(results, freqs.size, system.output_dofs.size), serial, rtol=1e-10, atol=0)
-
-
 def _file_route(cluster3, shared_dir, system):
+    """A 12-frequency sweep through run_on_dask on the 3-worker cluster (``shared_dir`` None:
+    the upload); checked against the serial result. ``(system, stats, holders, workers)``."""
     freqs = np.linspace(0.0, 30.0, 12)
     load = np.ones(freqs.size, complex)
     holders = []
@@ -170,6 +153,11 @@ def _file_route(cluster3, shared_dir, system):
     serial = solve_chunk(system, np.arange(freqs.size), freqs, load, DIRECT).response
     np.testing.assert_allclose(assemble(results, freqs.size, system.output_dofs.size), serial, rtol=1e-10, atol=0)
     return system, stats, set(holders), workers
+
+
+def test_matrices_are_uploaded_once_and_every_worker_holds_them(cluster3):
+    _, stats, holders, workers = _file_route(cluster3, None, grid_system(8))
+    assert stats["system_route"] == "upload" and holders == workers and len(workers) == 3
 
 
 def test_workers_on_this_machine_load_the_system_from_one_file(cluster3, tmp_path, caplog):

@@ -8,21 +8,14 @@ few hundred bytes), and what copies between workers travel as.
 
 from __future__ import annotations
 
-import logging
 import os
 import pickle
-import threading
-import time
 from pathlib import Path
 
-logger = logging.getLogger(__name__)
-
-#: Systems loaded ahead of the broadcast (:meth:`FileHandle.preload`), by token
-_LOADED: dict = {}
-_LOCK = threading.Lock()
+from .._delivery import Delivery
 
 
-class FileHandle:
+class FileHandle(Delivery):
     """A System pickled to ``path`` by :func:`write_system`; unpickles as that System.
 
     Parameters
@@ -39,7 +32,7 @@ class FileHandle:
     def __repr__(self):
         return f"FileHandle({self.path!r})"
 
-    def load(self):
+    def build(self):
         """Read the System from the file; a ``ValueError`` if it is another System."""
         with open(self.path, "rb") as f:
             system = pickle.load(f)
@@ -48,39 +41,6 @@ class FileHandle:
                              f"expected {self.token!r})")
         object.__setattr__(system, "_via", self)  # copies to other workers travel as this handle
         return system
-
-    def preload(self) -> float:
-        """Load the System in this process ahead of its broadcast; seconds taken."""
-        t0 = time.perf_counter()
-        system = self.load()
-        with _LOCK:
-            _LOADED[self.token] = system
-        return time.perf_counter() - t0
-
-    def rebuild(self):
-        """The System this handle stands for: the one :meth:`preload` left, else loaded now."""
-        with _LOCK:
-            system = _LOADED.pop(self.token, None)
-        return system if system is not None else self.load()
-
-    def forget(self) -> None:
-        """Drop what :meth:`preload` left in this process (the sweep took another route)."""
-        with _LOCK:
-            _LOADED.pop(self.token, None)
-
-    def stand_in(self) -> "_StandIn":
-        """An object that unpickles as the System (what the client scatters)."""
-        return _StandIn(self)
-
-
-class _StandIn:
-    """Pickles as :meth:`FileHandle.rebuild`: scattered, it lands on the worker as the System."""
-
-    def __init__(self, handle: FileHandle):
-        self.handle = handle
-
-    def __reduce__(self):
-        return self.handle.rebuild, ()
 
 
 def write_system(system, directory) -> FileHandle:

@@ -111,73 +111,61 @@ def _send_system(client, system, recipe, timeout, shared_dir=None):
 
 
 def _send_file(client, system, shared_dir, timeout):
-    """Write the System to a file in ``shared_dir`` once; each worker loads it (all at
-    once), then the handle is broadcast as a stand-in that unpickles as the loaded System."""
-    from distributed import wait
-
+    """Write the System to a file in ``shared_dir`` once; each worker loads it (all at once)."""
     from ._shared_file import write_system
 
     t0 = time.perf_counter()
     handle = write_system(system, shared_dir)
-    workers = sorted(client.scheduler_info().get("workers", {}))
-    loads = [client.submit(handle.preload, workers=[w], allow_other_workers=False, pure=False,
-                           key=f"femfreq-load-{uuid.uuid4().hex[:8]}-{i}") for i, w in enumerate(workers)]
-    try:
-        try:
-            wait(loads, timeout=max(timeout, 300.0))
-            errors = [f.exception() for f in loads if f.status == "error"]
-            if len(errors) + sum(f.status == "finished" for f in loads) < len(loads):
-                raise TimeoutError(f"loading the system from {handle.path} did not end")
-        finally:
-            for f in loads:
-                f.release()
-        if errors:
-            raise errors[0]
-        future = client.scatter(handle.stand_in(), broadcast=True, hash=False, timeout=max(timeout, 60.0))
-    except Exception:
-        with contextlib.suppress(Exception):  # the Systems loaded ahead and not taken
-            client.run(handle.forget)
-        raise
+    future, _, n = _prepare_and_broadcast(client, handle, "load", timeout)
     seconds = time.perf_counter() - t0
-    _protect_replicas(client, [future.key], True)
     logger.info("wrote the system (%.1f MB) to %s; %d workers loaded it from there: ready in %.2f s",
-                os.path.getsize(handle.path) / 1e6, handle.path, len(workers), seconds)
+                os.path.getsize(handle.path) / 1e6, handle.path, n, seconds)
     return future, seconds, _pickled_nbytes(handle), "file"
 
 
 def _send_recipe(client, system, recipe, timeout):
-    """Each worker builds the System from the recipe and checks its digest; then the
-    System's key is broadcast as a stand-in that unpickles as the worker's own build."""
+    """Each worker builds the System from the recipe and checks its digest."""
+    handle = recipe.handle(system.token, system.digest())
+    t0 = time.perf_counter()
+    future, build_seconds, n = _prepare_and_broadcast(client, handle, "build", timeout)
+    seconds = time.perf_counter() - t0
+    nbytes = _pickled_nbytes(handle)
+    if logger.isEnabledFor(logging.INFO):
+        logger.info("sent the model recipe (%d bytes) to %d workers instead of the system (%.1f MB): each built "
+                    "and checked it (%.2f s at most); ready in %.2f s", nbytes, n,
+                    _pickled_nbytes(system) / 1e6, max(build_seconds, default=0.0), seconds)
+    return future, seconds, nbytes, "recipe"
+
+
+def _prepare_and_broadcast(client, handle, what, timeout):
+    """Make the System ready on every worker (``handle.prebuild``, one pinned task each),
+    then broadcast ``handle.stand_in()``, which unpickles there as that System.
+
+    ``(future, seconds each worker took, workers)``. The first worker's error is raised,
+    after every worker dropped what it made ready.
+    """
     from distributed import wait
 
-    handle = recipe.handle(system.token, system.digest())
     workers = sorted(client.scheduler_info().get("workers", {}))
-    t0 = time.perf_counter()
-    builds = [client.submit(handle.prebuild, workers=[w], allow_other_workers=False, pure=False,
-                            key=f"femfreq-build-{uuid.uuid4().hex[:8]}-{i}") for i, w in enumerate(workers)]
+    jobs = [client.submit(handle.prebuild, workers=[w], allow_other_workers=False, pure=False,
+                          key=f"femfreq-{what}-{uuid.uuid4().hex[:8]}-{i}") for i, w in enumerate(workers)]
     try:
         try:
-            wait(builds, timeout=max(timeout, 300.0))
-            errors = [f.exception() for f in builds if f.status == "error"]
-            build_seconds = [f.result() for f in builds if f.status == "finished"]
+            wait(jobs, timeout=max(timeout, 300.0))
+            errors = [f.exception() for f in jobs if f.status == "error"]
+            seconds = [f.result() for f in jobs if f.status == "finished"]
         finally:
-            for f in builds:
+            for f in jobs:
                 f.release()
         if errors:
             raise errors[0]
         future = client.scatter(handle.stand_in(), broadcast=True, hash=False, timeout=max(timeout, 60.0))
     except Exception:
-        with contextlib.suppress(Exception):  # the Systems built ahead and not taken
+        with contextlib.suppress(Exception):  # the Systems made ready and not taken
             client.run(handle.forget)
         raise
-    seconds = time.perf_counter() - t0
     _protect_replicas(client, [future.key], True)
-    nbytes = _pickled_nbytes(handle)
-    if logger.isEnabledFor(logging.INFO):
-        logger.info("sent the model recipe (%d bytes) to %d workers instead of the system (%.1f MB): each built "
-                    "and checked it (%.2f s at most); ready in %.2f s", nbytes, len(workers),
-                    _pickled_nbytes(system) / 1e6, max(build_seconds, default=0.0), seconds)
-    return future, seconds, nbytes, "recipe"
+    return future, seconds, len(workers)
 
 
 def _upload_system(client, system, timeout):

@@ -16,10 +16,10 @@ takes the copy it already built).
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from dataclasses import dataclass
 
+from .._delivery import Delivery
 from ..errors import RecipeMismatchError
 from ..system import System
 from .toml import load_model
@@ -27,11 +27,6 @@ from .toml import load_model
 __all__ = ["Recipe", "RecipeHandle", "RecipeMismatchError", "recipe_of"]
 
 logger = logging.getLogger(__name__)
-
-#: Systems this process built ahead of their broadcast (:meth:`RecipeHandle.prebuild`), by token.
-_BUILT: dict[str, System] = {}
-_LOCK = threading.Lock()
-
 
 @dataclass(frozen=True)
 class Recipe:
@@ -91,7 +86,7 @@ def recipe_of(model) -> Recipe | None:
 
 
 @dataclass(frozen=True, eq=False)
-class RecipeHandle:
+class RecipeHandle(Delivery):
     """A recipe with the client's System token and digest: what workers receive instead of the arrays.
 
     Parameters
@@ -125,36 +120,3 @@ class RecipeHandle:
         object.__setattr__(system, "_via", self)  # copies to other workers travel as this handle
         logger.info("built the system %s from %s in %.2f s", system.name, self.recipe, time.perf_counter() - t0)
         return system
-
-    def prebuild(self) -> float:
-        """Build and check the System in this process ahead of its broadcast; seconds taken."""
-        t0 = time.perf_counter()
-        system = self.build()
-        with _LOCK:
-            _BUILT[self.token] = system
-        return time.perf_counter() - t0
-
-    def rebuild(self) -> System:
-        """The System this handle stands for: the one :meth:`prebuild` left, else built now."""
-        with _LOCK:
-            system = _BUILT.pop(self.token, None)
-        return system if system is not None else self.build()
-
-    def forget(self) -> None:
-        """Drop what :meth:`prebuild` left in this process (the sweep took another route)."""
-        with _LOCK:
-            _BUILT.pop(self.token, None)
-
-    def stand_in(self) -> "_StandIn":
-        """An object that unpickles as the System (what the client scatters)."""
-        return _StandIn(self)
-
-
-class _StandIn:
-    """Pickles as :meth:`RecipeHandle.rebuild`: scattered, it lands on the worker as the System."""
-
-    def __init__(self, handle: RecipeHandle):
-        self.handle = handle
-
-    def __reduce__(self):
-        return self.handle.rebuild, ()
