@@ -53,6 +53,9 @@ _ERRORS = {
 
 
 
+#: after this many frequencies refactored with Bunch-Kaufman pivots, a solver keeps them
+_BK_SWITCH = 3
+
 _ORDERINGS = {"amd": 0, "metis": 2, "parallel-metis": 3, "pymetis": 2}
 
 
@@ -241,7 +244,8 @@ class PardisoSolver(DirectSolver):
     [9] pivot perturbation; [10], [12] scaling/matching; [17]=-1 report nnz of
     the factors; [18]=-1 report the factorization's MFlop; [20]=0 1x1 pivots (symmetric;
     a frequency whose relative residual exceeds ``retry_above`` is refactored with [20]=1,
-    Bunch-Kaufman 1x1 and 2x2 pivots; an ``iparm`` override of [20] turns the retry off);
+    Bunch-Kaufman 1x1 and 2x2 pivots, which the solver keeps after 3 such frequencies; an
+    ``iparm`` override of [20] turns the retry off);
     [23]=0 classic factorization; [24]=0 sequential forward/backward solve;
     [26] matrix checker (on for the analysis only); [27]=0 double precision;
     [30]=2 or 0 sparse right-hand side per call (see ``sparse_rhs``); [34]=1 zero-based indices; [36]=0 CSR; [59]=0 in-core. Outputs read back:
@@ -523,7 +527,13 @@ class PardisoSolver(DirectSolver):
         try:
             return self._factor_solve(omega, B)
         finally:
-            self._iparm[20] = 0
+            if self.stats["bunch_kaufman_refactorizations"] >= _BK_SWITCH:
+                # this model needs 2x2 pivots: keep them rather than factor twice per frequency
+                self._bk_retry = False
+                logger.info("PARDISO: %d frequencies needed Bunch-Kaufman pivots; using them from now on",
+                            _BK_SWITCH)
+            else:
+                self._iparm[20] = 0
 
     def _solve_factored(self, B):
         X = np.empty_like(B, order="F")
