@@ -56,3 +56,18 @@ def output_dir(args, results_path):
     import os
 
     return args.output or os.path.dirname(os.path.abspath(results_path))
+
+
+def ranked_outputs(result, columns, values, top):
+    """The outputs in decreasing ``values``, the first ``top`` (0 or None: all):
+    ``(rank, j, node, direction, x, y)``, ``j`` indexing ``values`` and ``columns``
+    (the result's output columns they belong to)."""
+    import numpy as np
+
+    order = np.argsort(-np.asarray(values), kind="stable")
+    if top:
+        order = order[:top]
+    for rank, j in enumerate(order, 1):
+        c = columns[j]
+        x, y = result.outputs["xy"][c]
+        yield rank, j, int(result.outputs["node"][c]), "xy"[int(result.outputs["direction"][c])], x, y

@@ -31,7 +31,7 @@ from __future__ import annotations
 import sys
 import warnings
 
-from ._select import add_report_args, outputs_from_args, report_paths
+from ._select import add_report_args, outputs_from_args, ranked_outputs, report_paths
 
 
 def add_args(parser):
@@ -107,13 +107,7 @@ def _print_table(result, response, mode, columns, args, unit, input_unit, excita
           f"largest share, Q: its half-power bandwidth; '-' where no lightly damped resonance)")
     print(f"{'rank':>4} {'node':>7} {'dir':>3} {'x':>10} {'y':>10} {'rms':>12} {'fn_hz':>9} {'Q':>7} {'miles':>12}")
     cols = np.arange(response.rms.size) if columns is None else np.asarray(columns)
-    order = np.argsort(-response.rms, kind="stable")
-    if args.top:
-        order = order[:args.top]
-    for rank, j in enumerate(order, 1):
-        c = cols[j]
-        node, direction = int(result.outputs["node"][c]), "xy"[int(result.outputs["direction"][c])]
-        x, y = result.outputs["xy"][c]
+    for rank, j, node, direction, x, y in ranked_outputs(result, cols, response.rms, args.top):
         known = np.isfinite(mode.rms[j])
         print(f"{rank:>4} {node:>7} {direction:>3} {x:>10.4g} {y:>10.4g} {response.rms[j]:>12.6g} "
               f"{mode.freqs_hz[j]:>9.4g} {mode.q[j] if known else float('nan'):>7.3g} "

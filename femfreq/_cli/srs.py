@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import math
 
-from ._select import add_report_args, outputs_from_args, report_paths
+from ._select import add_report_args, outputs_from_args, ranked_outputs, report_paths
 
 #: channels filtered at once (bounds the memory of the refined histories)
 _BLOCK = 16
@@ -115,13 +115,7 @@ def _print_table(result, spectrum, accel, cols, args, unit):
           f"(1/{args.octave} octave)")
     print(f"# a(t) = irfft(-w^2 X(w)) in {unit}; srs_peak at fn_hz; accel_peak = max |a(t)|")
     print(f"{'rank':>4} {'node':>7} {'dir':>3} {'x':>10} {'y':>10} {'srs_peak':>12} {'fn_hz':>9} {'accel_peak':>12}")
-    order = np.argsort(-peak, kind="stable")
-    if args.top:
-        order = order[:args.top]
-    for rank, j in enumerate(order, 1):
-        c = cols[j]
-        node, direction = int(result.outputs["node"][c]), "xy"[int(result.outputs["direction"][c])]
-        x, y = result.outputs["xy"][c]
+    for rank, j, node, direction, x, y in ranked_outputs(result, cols, peak, args.top):
         print(f"{rank:>4} {node:>7} {direction:>3} {x:>10.4g} {y:>10.4g} {peak[j]:>12.6g} "
               f"{spectrum.freqs_hz[np.argmax(srs[:, j])]:>9.4g} {np.abs(accel[:, j]).max():>12.6g}")
     if args.top and peak.size > args.top:
