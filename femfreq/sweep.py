@@ -9,6 +9,7 @@ and each chunk's output DOF are written to the result file as they arrive
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import tempfile
@@ -263,11 +264,11 @@ def _chunks(system, todo, freqs, P, method, where, calibration, recipe=None):
             parts = plan.plan_sweep(system, freqs[todo], n, method, calibration=calibration, weights=weights)
             return [(todo[p], freqs[todo[p]], P[todo[p]]) for p in parts]
 
-        if isinstance(where, Local):  # workers on this machine read the System from one file
-            with tempfile.TemporaryDirectory(prefix="femfreq-system-") as shared_dir:
-                yield from run_on_dask(client, system, tasks, method=method, recipe=recipe, shared_dir=shared_dir)
-        else:
-            yield from run_on_dask(client, system, tasks, method=method, recipe=recipe)
+        # workers on this machine (an embedded cluster) read the System from one file
+        shared = (tempfile.TemporaryDirectory(prefix="femfreq-system-") if isinstance(where, Local)
+                  else contextlib.nullcontext())
+        with shared as shared_dir:
+            yield from run_on_dask(client, system, tasks, method=method, recipe=recipe, shared_dir=shared_dir)
 
 
 def _frequencies_and_load(model, freqs_hz, load, system):

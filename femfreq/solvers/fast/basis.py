@@ -48,13 +48,13 @@ def _fit_damping(system):
     return float(coef[0]), float(coef[1])
 
 
-def _columns(cols, dtype=None):
-    """The 1-D or 2-D arrays ``cols`` side by side as one Fortran-ordered (n, k) array:
+def _columns(cols, dtype):
+    """The 1-D or 2-D arrays ``cols`` side by side as one Fortran-ordered (n, k) ``dtype`` array:
     each column written contiguously (``np.column_stack`` writes C order, a strided
     copy that BLAS and the column loops then read across)."""
     cols = [c.reshape(c.shape[0], -1) for c in cols]
     k = sum(c.shape[1] for c in cols)
-    out = np.empty((cols[0].shape[0], k), dtype=dtype or np.result_type(*cols), order="F")
+    out = np.empty((cols[0].shape[0], k), dtype=dtype, order="F")
     j = 0
     for c in cols:
         out[:, j : j + c.shape[1]] = c
