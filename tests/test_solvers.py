@@ -485,3 +485,36 @@ def test_mkl_hidden_falls_back_to_superlu():
     np.testing.assert_allclose(out["x"], np.linalg.solve([[1.75, -1.0], [-1.0, 1.75]], [1.0, 0.0]))
     assert "solver 'pardiso' is not available: hidden by FEMFREQ_NO_MKL" in out["error"]
     assert "using superlu (pardiso unavailable: hidden by FEMFREQ_NO_MKL=1)" in out["log"]
+
+
+@pytest.mark.skipif(not pardiso_available(), reason="needs the MKL runtime (PARDISO)")
+@pytest.mark.parametrize("analysed, used", [(2, 1), (1, 2)])
+def test_a_kept_real_factorization_solves_right_whatever_threads_the_next_caller_has(analysed, used):
+    """A dask worker with 2 threads keeps the fast sweep's analysis for its next chunks. One
+    chunk analysed with 2 MKL threads, the next refactored and solved with 1 (or the other
+    way round): PARDISO then returned garbage (residual 5.8 / 630 here) and the sweep
+    failed. The factorization keeps the thread count of its analysis."""
+    from femfreq.model import load_model
+    from femfreq.solvers.pardiso import RealSymmetricPardiso, mkl_threads
+
+    K, _, M, b = load_model("satellite", level=1).matrices()
+    P = sp.triu(abs(K) + abs(M) + sp.eye(K.shape[0]), format="csr")
+    P.sort_indices()
+
+    def on_pattern(A):
+        A = sp.triu(A + 0.0 * P, format="csr")
+        A.sort_indices()
+        assert np.array_equal(A.indptr, P.indptr) and np.array_equal(A.indices, P.indices)
+        return A.data
+
+    with mkl_threads(analysed):
+        F = RealSymmetricPardiso(P.indptr, P.indices, on_pattern(K - 1e5 * M))
+    try:
+        A = K - 3e5 * M
+        with mkl_threads(used):
+            F.refactor(on_pattern(A))
+            x = F.solve(b.real)
+    finally:
+        F.close()
+    assert F.threads == analysed
+    assert np.linalg.norm(A @ x - b.real) <= 1e-10 * np.linalg.norm(b.real)

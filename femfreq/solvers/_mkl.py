@@ -94,6 +94,9 @@ class MKL:
         self.set_threads_local = lib.MKL_Set_Num_Threads_Local
         self.set_threads_local.argtypes = [ctypes.c_int]
         self.set_threads_local.restype = ctypes.c_int
+        self.get_max_threads = lib.MKL_Get_Max_Threads  # this thread's count (its local setting if any)
+        self.get_max_threads.argtypes = []
+        self.get_max_threads.restype = ctypes.c_int
         self.mem_stat = lib.MKL_Mem_Stat
         self.mem_stat.argtypes = [ctypes.POINTER(ctypes.c_int)]
         self.mem_stat.restype = ctypes.c_int64

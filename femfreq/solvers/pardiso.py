@@ -569,7 +569,11 @@ class RealSymmetricPardiso:
     indptr, indices, data : arrays
         Upper triangle in zero-based CSR, sorted, every diagonal entry stored.
     threads : int, optional
-        MKL threads for these calls; 0 (default) uses MKL's global setting.
+        MKL threads for every call on this factorization; 0 (default): the calling
+        thread's MKL setting at the analysis, kept for every later call, whichever
+        thread makes it (PARDISO's factors are only valid with the thread count they
+        were analysed with: a kept analysis refactored with another count gave wrong
+        solves).
 
     Attributes
     ----------
@@ -586,7 +590,7 @@ class RealSymmetricPardiso:
         self._mkl = mkl = _mkl.load()
         it = mkl.int_type
         self.n = indptr.size - 1
-        self.threads = int(threads)
+        self.threads = int(threads) or max(1, int(mkl.get_max_threads()))
         self._a = np.array(data, dtype=np.float64)
         self._ia = np.ascontiguousarray(indptr, dtype=it)
         self._ja = np.ascontiguousarray(indices, dtype=it)
