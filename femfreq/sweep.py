@@ -254,13 +254,11 @@ def _chunks(system, todo, freqs, P, method, where, calibration, recipe=None):
     with open_client(where, worker_bytes=plan.worker_memory_bytes(system.n, system.nnz, method),
                      what=f"{system.name or 'the model'} ({system.n:,} DOF, {method.name})") as client:
         def tasks(system_future):  # planned once the System is on the workers
-            n = max(1, len(client.scheduler_info().get("workers", {})))
+            workers = list(client.scheduler_info().get("workers", {}))
+            n = max(1, len(workers))
             weights = None
             if plan.needs_mode_weights(system, method, freqs[todo]):
-                from .solvers.fast import mode_weights
-
-                # Sturm counts (real factorizations, seconds on big models) on a worker
-                weights = client.submit(mode_weights, system_future, freqs[todo], pure=False).result()
+                weights = _mode_weights_on(client, system, system_future, freqs[todo], workers)
             parts = plan.plan_sweep(system, freqs[todo], n, method, calibration=calibration, weights=weights)
             return [(todo[p], freqs[todo[p]], P[todo[p]]) for p in parts]
 
@@ -269,6 +267,25 @@ def _chunks(system, todo, freqs, P, method, where, calibration, recipe=None):
                   else contextlib.nullcontext())
         with shared as shared_dir:
             yield from run_on_dask(client, system, tasks, method=method, recipe=recipe, shared_dir=shared_dir)
+
+
+def _mode_weights_on(client, system, system_future, freqs, workers):
+    """:func:`~femfreq.solvers.fast.mode_weights` with its Sturm counts (real factorizations,
+    seconds on a big model) made on the workers: the two at once on two workers, each of
+    which keeps the analysis for its first sub-band, instead of both on one while the
+    other idles."""
+    from .solvers.fast import count_modes, mode_weights, sturm_frequencies
+
+    points = sturm_frequencies(freqs)
+    if len(workers) < 2 or len(points) != 2:
+        return client.submit(mode_weights, system_future, freqs, pure=False).result()
+    futures = [client.submit(count_modes, system_future, [f], workers=[w], allow_other_workers=True, pure=False)
+               for f, w in zip(points, workers)]
+    try:
+        counts = [int(fut.result()[0]) for fut in futures]
+    except ValueError:  # no MKL on the workers: no inertia, the default exponent
+        return mode_weights(system, freqs, counts=False)
+    return mode_weights(system, freqs, sturm_counts=counts)
 
 
 def _frequencies_and_load(model, freqs_hz, load, system):

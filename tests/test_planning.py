@@ -14,7 +14,7 @@ import femfreq
 from femfreq.execute import open_client, run_on_dask
 from femfreq.plan import plan_chunks
 from femfreq.solvers import mkl_available
-from femfreq.solvers.fast import mode_weights
+from femfreq.solvers.fast import count_modes, mode_weights, sturm_frequencies
 from femfreq.execute.task import solve_chunk
 from femfreq.options import Direct, Local
 from femfreq.plan import needs_mode_weights, plan_sweep
@@ -76,6 +76,32 @@ def test_fast_sweep_on_dask_counts_modes_on_a_worker(client, light):
     with get_task_stream(client) as stream:
         r = femfreq.solve(light, freqs_hz="1:400:64", method="fast", cluster=client, progress=False)
     assert len(_mode_weight_tasks(stream)) == 1
+    ref = femfreq.solve(light, freqs_hz="1:400:64", method="direct", cluster=None, progress=False)
+    assert r.complete and np.max(np.abs(r.response - ref.response)) <= 1e-5 * np.max(np.abs(ref.response))
+
+
+@pytest.mark.skipif(not mkl_available(), reason="Sturm counts need the MKL runtime")
+def test_sturm_counts_made_elsewhere_give_the_same_weights(light):
+    freqs = np.linspace(0.0, 1000.0, 513)
+    points = sturm_frequencies(freqs)
+    assert points == (1000.0, 500.0)
+    counts = [int(count_modes(light, [f])[0]) for f in points]
+    np.testing.assert_array_equal(mode_weights(light, freqs, sturm_counts=counts), mode_weights(light, freqs))
+    assert sturm_frequencies([0.0, 0.0]) == () and sturm_frequencies([5.0]) == ()
+    with pytest.raises(ValueError, match="sturm_counts"):
+        mode_weights(light, freqs, sturm_counts=[3])
+
+
+@pytest.mark.skipif(not mkl_available(), reason="Sturm counts need the MKL runtime")
+def test_two_workers_make_the_two_sturm_counts_at_once(light):
+    """Each of two workers makes one count (and keeps the analysis for its first sub-band)
+    instead of one worker making both while the other idles."""
+    with open_client(Local(n_workers=2, threads_per_worker=1, dashboard=False, timeout=60)) as two:
+        with get_task_stream(two) as stream:
+            r = femfreq.solve(light, freqs_hz="1:400:64", method="fast", cluster=two, progress=False)
+    counts = [t for t in stream.data if str(t["key"]).startswith("count_modes")]
+    assert len(counts) == 2 and len({t["worker"] for t in counts}) == 2
+    assert not _mode_weight_tasks(stream)
     ref = femfreq.solve(light, freqs_hz="1:400:64", method="direct", cluster=None, progress=False)
     assert r.complete and np.max(np.abs(r.response - ref.response)) <= 1e-5 * np.max(np.abs(ref.response))
 

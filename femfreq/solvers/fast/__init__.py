@@ -36,6 +36,6 @@ See ``docs/fast_sweep.md`` for the design and its measurements.
 """
 
 from .band import BandResult, solve_band
-from .modes import count_modes, mode_weights
+from .modes import count_modes, mode_weights, sturm_frequencies
 
-__all__ = ["BandResult", "count_modes", "mode_weights", "solve_band"]
+__all__ = ["BandResult", "count_modes", "mode_weights", "solve_band", "sturm_frequencies"]

@@ -8,7 +8,7 @@ from ...system import System
 from .. import mkl_available
 from .factors import shifted_factors
 
-__all__ = ["count_modes", "mode_weights"]
+__all__ = ["count_modes", "mode_weights", "sturm_frequencies"]
 
 #: exponent p of the mode count N(f) ~ f^p when no Sturm count is made (a 2-D body has
 #: p near 2; docs/fast_sweep.md gives the satellite's counts)
@@ -62,17 +62,34 @@ def count_modes(system, freqs_hz, *, factor="auto"):
     return out
 
 
-def _mode_exponent(system, top, counts, factor):
+def sturm_frequencies(freqs_hz):
+    """The two frequencies (Hz) at which :func:`mode_weights` counts modes: the top of the
+    sweep and half of it; an empty tuple when it makes no count (fewer than two
+    frequencies, or only 0 Hz).
+
+    A caller with several processes (a dask cluster) can run :func:`count_modes` at each
+    on a different worker at once and pass the two counts as ``sturm_counts``.
+    """
+    f = np.abs(np.atleast_1d(np.asarray(freqs_hz, dtype=float)))
+    if f.ndim != 1 or f.size < 2 or not np.all(np.isfinite(f)) or f.max() == 0:
+        return ()
+    top = float(f.max())
+    return (top, top / 2)
+
+
+def _mode_exponent(system, top, counts, factor, sturm_counts):
     """Exponent p of N(f) ~ f^p from Sturm counts at top and top / 2 (default 1.8)."""
     p = _DEFAULT_MODE_EXPONENT
-    if counts and top > 0 and mkl_available():
-        n_top, n_half = count_modes(system, [top, top / 2], factor=factor)
+    if sturm_counts is None and counts and top > 0 and mkl_available():
+        sturm_counts = count_modes(system, [top, top / 2], factor=factor)
+    if sturm_counts is not None:
+        n_top, n_half = (int(c) for c in sturm_counts)
         if n_top > n_half > 0:
             p = float(np.clip(np.log2(n_top / n_half), 0.5, 4.0))
     return p
 
 
-def mode_weights(system, freqs_hz, *, counts=True, factor="auto"):
+def mode_weights(system, freqs_hz, *, counts=True, factor="auto", sturm_counts=None):
     """Relative fast-sweep cost of each frequency: the modes per grid step, ``dN/df * df``.
 
     A light-damping fast sweep costs roughly in proportion to the modes in a band (its
@@ -92,6 +109,9 @@ def mode_weights(system, freqs_hz, *, counts=True, factor="auto"):
         Use Sturm counts (two real factorizations) for ``p``, else ``p = 1.8``.
     factor : str
         Backend for the counts.
+    sturm_counts : (int, int), optional
+        The mode counts below the two :func:`sturm_frequencies` (top, half of it), when
+        they were made elsewhere: no factorization here.
 
     Returns
     -------
@@ -101,15 +121,17 @@ def mode_weights(system, freqs_hz, *, counts=True, factor="auto"):
     Raises
     ------
     ValueError
-        For non-finite frequencies.
+        For non-finite frequencies, or ``sturm_counts`` that is not two counts.
     """
+    if sturm_counts is not None and np.shape(sturm_counts) != (2,):
+        raise ValueError(f"sturm_counts must be the two mode counts (top, half of it), got {sturm_counts!r}")
     f = np.abs(np.atleast_1d(np.asarray(freqs_hz, dtype=float)))
     if f.ndim != 1 or not np.all(np.isfinite(f)):
         raise ValueError(f"freqs_hz must be finite frequencies in Hz (got {freqs_hz!r})")
     if f.size < 2 or f.max() == 0:
         return np.full(f.size, 1.0 / max(f.size, 1))
     top = float(f.max())
-    p = _mode_exponent(system, top, counts, factor)
+    p = _mode_exponent(system, top, counts, factor, sturm_counts)
     order = np.argsort(f, kind="stable")
     fs = f[order]
     # modes between the midpoints around each frequency, N(f) ~ f^p: finite at 0 Hz
