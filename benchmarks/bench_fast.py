@@ -274,6 +274,40 @@ def run(quick: bool = True, *, level: int | None = None, cases=("beta", "g"), sp
     return {"name": "fast sweep vs direct", "rows": rows, "notes": notes}
 
 
+def tolerance_cost(level: int, case: str = "g", tols=(1e-6, 1e-8), *, repeats: int = 2,
+                   n_chunks: int = 16) -> dict:
+    """The fast sweep at each tolerance, interleaved ``repeats`` times in one run: wall
+    seconds (median), vectors, factorizations, the largest residual and the ratio to the
+    first tolerance. The same sub-bands (16 of equal mode count for g) on 2 one-thread
+    processes; the Sturm counts are in each wall time."""
+    path, description = _prepare(level)
+    freqs = np.linspace(0.0, 1000.0, 2049)
+    split = "width" if case == "beta" else "modes"
+    n_chunks = 2 if case == "beta" else n_chunks
+    walls = {t: [] for t in tols}
+    last = {}
+    for _ in range(repeats):
+        for t in tols:
+            wall, merged = _fast_sweep(path, case, freqs, n_chunks, 2, t, split)
+            walls[t].append(wall)
+            last[t] = merged
+    base = float(np.median(walls[tols[0]]))
+    rows = []
+    for t in tols:
+        m = last[t]
+        rows.append({
+            "model": description.split(" (")[0], "damping": "C = 0.004 K" if case == "beta" else "g = 0.02, C = 0",
+            "tol": f"{t:.0e}", "runs_s": "/".join(f"{w:.1f}" for w in walls[t]),
+            "median_s": round(float(np.median(walls[t])), 1),
+            f"ratio to {tols[0]:.0e}": round(float(np.median(walls[t])) / base, 2),
+            "vectors": int(sum(m["basis_sizes"])), "factorizations": m["n_factorizations"],
+            "fallbacks": int((m["method"] == 1).sum()), "max_rel_residual": float(m["rel"].max()),
+        })
+    return {"name": "fast sweep cost against its tolerance", "rows": rows,
+            "notes": f"{description}; 2049 frequencies 0..1000 Hz, {n_chunks} sub-bands ({split}) on 2 one-thread "
+                     f"processes, the tolerances interleaved {repeats} times in one run (median)."}
+
+
 def _markdown(result) -> str:
     rows = result["rows"]
     keys = list(rows[0])
@@ -296,7 +330,14 @@ def main(argv=None) -> int:
     p.add_argument("--whole", action="store_true",
                    help="time the whole job instead: model build + femfreq.solve(method='fast') on a "
                         "2-worker LocalCluster + result file (no direct comparison)")
+    p.add_argument("--tols", help="compare the cost at these tolerances instead, e.g. 1e-6,1e-8 "
+                                  "(interleaved runs, one damping case: the first of --cases)")
     args = p.parse_args(argv)
+    if args.tols:
+        level = args.level or (7 if args.full else 4)
+        result = tolerance_cost(level, args.cases.split(",")[0], tuple(float(t) for t in args.tols.split(",")))
+        print(_markdown(result))
+        return 0
     if args.whole:
         level = args.level or (7 if args.full else 3)
         load_before = os.getloadavg()[0]

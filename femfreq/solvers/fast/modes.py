@@ -77,7 +77,7 @@ def sturm_frequencies(freqs_hz):
     return (top, top / 2)
 
 
-def _mode_exponent(system, top, counts, factor, sturm_counts):
+def _mode_exponent(system, top, counts, factor, sturm_counts=None):
     """Exponent p of N(f) ~ f^p from Sturm counts at top and top / 2 (default 1.8)."""
     p = _DEFAULT_MODE_EXPONENT
     if sturm_counts is None and counts and top > 0 and mkl_available():
