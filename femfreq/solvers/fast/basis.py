@@ -181,8 +181,9 @@ class _Basis:
         self.R[p : p + k, p : p + k] = R22
         self.p = p + k
 
-    def orthonormalize(self, B):
-        """M-orthonormalise the columns of B against V, then in order; returns (B, M B).
+    def orthonormalize(self, B, MB=None):
+        """M-orthonormalise the columns of B (``MB``: M B if known) against V, then in order;
+        returns (B, M B).
 
         Classical Gram-Schmidt against V (BLAS-3) and inside the block: one Cholesky QR in
         the M inner product when the block is well conditioned, else column by column against
@@ -193,7 +194,7 @@ class _Basis:
         """
         M = self.system.M
         B = np.asfortranarray(B)
-        MB = _sparse_times(M, B)
+        MB = _sparse_times(M, B) if MB is None else np.asfortranarray(MB)
         norms = np.sqrt(np.abs(np.einsum("ij,ij->j", B, MB)))
         ok = norms > 0
         B, MB, norms = B[:, ok], MB[:, ok], norms[ok]

@@ -181,7 +181,8 @@ class ReducedPass:
         return done
 
     def _block(self, F, pending, size):
-        """Up to ``size`` chain vectors, M-orthonormal among themselves (cheap), or None.
+        """Up to ``size`` chain vectors, M-orthonormal among themselves (cheap), and their M
+        products, or None.
 
         s-step: the block is orthogonalised against the basis afterwards with BLAS-3
         (the expensive part, once per block).
@@ -200,12 +201,12 @@ class ReducedPass:
                 pending.append(F.solve(mw))
                 if general_c:
                     pending.append(F.solve(C @ w))
-        return block.arrays()[0] if block.k else None
+        return block.arrays() if block.k else None
 
     def _add(self, F, block):
-        """Orthonormalise ``block`` against the basis, append it; the chain's next directions."""
+        """Orthonormalise ``block`` (B, M B) against the basis, append it; the chain's next directions."""
         basis, room = self.basis, self.cfg.max_basis - self.basis.m
-        B, MB = basis.orthonormalize(block)
+        B, MB = basis.orthonormalize(*block)
         B, MB = B[:, :room], MB[:, :room]
         if not B.shape[1]:
             return []
