@@ -266,6 +266,46 @@ def test_mandelbrot_in_flight_bound(client, tmp_path):
     np.testing.assert_array_equal(read_mandelbrot(run.path), mandelbrot_image(64, 40, max_iter=50))
 
 
+def test_a_second_mandelbrot_run_on_the_same_output_is_refused_and_the_first_image_kept(client, tmp_path):
+    from femfreq.errors import OutputLockedError
+    from femfreq.results import OutputLock
+
+    first = mandelbrot_on_dask(client, tmp_path / "m.h5", 32, 24, REFERENCE_WINDOW, 40, 6, preview=False)
+    with OutputLock(first.path):  # another writer holds the output
+        with pytest.raises(OutputLockedError, match="m.h5"):
+            mandelbrot_on_dask(client, first.path, 16, 8, REFERENCE_WINDOW, 40, 4, preview=False, overwrite=True)
+    # the refused run did not truncate or rewrite the image
+    np.testing.assert_array_equal(read_mandelbrot(first.path), mandelbrot_image(32, 24, max_iter=40))
+    assert not (tmp_path / "m.h5.lock").exists()
+
+
+def test_a_failed_mandelbrot_run_leaves_no_file_or_keeps_the_rows_it_wrote(client, tmp_path, monkeypatch):
+    import femfreq.calibrate.mandelbrot as mb
+
+    real = mb.mandelbrot_task
+
+    def fails_from_row(first_bad):
+        def task(window, width, height, row0, row1, max_iter):  # pickled by value to the workers
+            if row0 >= first_bad:
+                raise RuntimeError(f"block at row {row0} failed")
+            return real(window, width, height, row0, row1, max_iter)
+        return task
+
+    monkeypatch.setattr(mb, "mandelbrot_task", fails_from_row(0))
+    with pytest.raises(RuntimeError, match="block at row 0 failed"):
+        mandelbrot_on_dask(client, tmp_path / "none.h5", 16, 12, REFERENCE_WINDOW, 40, 4, preview=False)
+    assert not (tmp_path / "none.h5").exists() and not (tmp_path / "none.h5.lock").exists()
+
+    monkeypatch.setattr(mb, "mandelbrot_task", fails_from_row(4))
+    with pytest.raises(RuntimeError, match="block at row 4 failed"):  # one block in flight: rows 0..3 first
+        mandelbrot_on_dask(client, tmp_path / "part.h5", 16, 12, REFERENCE_WINDOW, 40, 4, preview=False,
+                           max_in_flight=1)
+    with h5py.File(tmp_path / "part.h5") as f:
+        assert f.attrs["status"] == "failed: RuntimeError: block at row 4 failed"
+    np.testing.assert_array_equal(read_mandelbrot(tmp_path / "part.h5", slice(0, 4)),
+                                  mandelbrot_image(16, 12, max_iter=40)[:4])
+
+
 def test_mandelbrot_bad_input(client, tmp_path):
     with pytest.raises(ValueError, match=r"max_iter must be in \[1, 255\] .*got 256"):
         mandelbrot_block(*REFERENCE_WINDOW, 4, 4, 0, 4, 256)

@@ -369,9 +369,20 @@ def mandelbrot_on_dask(
         For a bad window, size, iteration count, rows_per_task or compression.
     FileExistsError
         If ``path`` exists and ``overwrite`` is false.
+    femfreq.errors.OutputLockedError
+        If another process is writing ``path`` (one output, one writer: the lock is taken
+        before the file is checked or opened, so a second run never truncates the first
+        one's image).
+
+    Notes
+    -----
+    A run that fails before its first block is written leaves no file behind; one that
+    fails later keeps the rows written so far, with ``status`` ``"failed: <error>"``.
     """
     import h5py
     from distributed import as_completed
+
+    from ..results import OutputLock
 
     window, width, height, _, _, max_iter = _check_args(*window, width, height, 0, 0, max_iter)
     n_threads = _n_threads(client)
@@ -389,61 +400,70 @@ def mandelbrot_on_dask(
         raise ValueError(f"max_in_flight must be a positive integer (got {max_in_flight!r})")
     max_in_flight = int(max_in_flight)
     path = Path(path)
-    if path.exists() and not overwrite:
-        raise FileExistsError(f"{path} exists (pass overwrite=True to replace it)")
-    preview_path = None
-    if preview is True:
-        preview_path = path.with_suffix(".png")
-    elif preview:
-        preview_path = Path(preview)
-    acc = _Preview(width, height, preview_size) if preview_path else None
+    lock = OutputLock(path)  # before the file is checked or opened: one output, one writer
+    try:
+        if path.exists() and not overwrite:
+            raise FileExistsError(f"{path} exists (pass overwrite=True to replace it)")
+        preview_path = None
+        if preview is True:
+            preview_path = path.with_suffix(".png")
+        elif preview:
+            preview_path = Path(preview)
+        acc = _Preview(width, height, preview_size) if preview_path else None
 
-    blocks = [(r, min(r + rows_per_task, height)) for r in range(0, height, rows_per_task)]
-    chunk_cols = int(min(width, max(1, (1 << 20) // rows_per_task)))
-    records = []
-    bytes_moved = 0
-    t0 = time.perf_counter()
-    with h5py.File(path, "w") as f:
-        dset = f.create_dataset(
-            "counts", shape=(height, width), dtype=np.uint8, chunks=(rows_per_task, chunk_cols), compression=compression
-        )
-        dset.attrs.update(
-            {
-                "window": np.array(window),
-                "max_iter": max_iter,
-                "definition": "smallest n < max_iter with |z_n| > 2, z_0 = 0, z_{n+1} = z_n^2 + c; else max_iter",
-                "rows": "row 0 = im_max; im = linspace(im_max, im_min, height), re = linspace(re_min, re_max, width)",
-            }
-        )
-        f.attrs["status"] = "running"
-        pending = iter(blocks)
-        seq = as_completed(with_results=True)
-        submitted = 0
-
-        def _submit(n):
-            # one batch of submissions (fewer client/scheduler round trips than one by one)
-            nonlocal submitted
-            nxt = [b for _, b in zip(range(max(n, 0)), pending)]
-            if nxt:
-                seq.update(
-                    client.map(mandelbrot_task, [window] * len(nxt), [width] * len(nxt), [height] * len(nxt),
-                               [r0 for r0, _ in nxt], [r1 for _, r1 in nxt], [max_iter] * len(nxt), pure=False)
+        blocks = [(r, min(r + rows_per_task, height)) for r in range(0, height, rows_per_task)]
+        chunk_cols = int(min(width, max(1, (1 << 20) // rows_per_task)))
+        records = []
+        bytes_moved = 0
+        t0 = time.perf_counter()
+        try:
+            with h5py.File(path, "w") as f:
+                dset = f.create_dataset("counts", shape=(height, width), dtype=np.uint8,
+                                        chunks=(rows_per_task, chunk_cols), compression=compression)
+                dset.attrs.update(
+                    {
+                        "window": np.array(window),
+                        "max_iter": max_iter,
+                        "definition": "smallest n < max_iter with |z_n| > 2, z_0 = 0, z_{n+1} = z_n^2 + c; "
+                                      "else max_iter",
+                        "rows": "row 0 = im_max; im = linspace(im_max, im_min, height), "
+                                "re = linspace(re_min, re_max, width)",
+                    }
                 )
-                submitted += len(nxt)
+                f.attrs["status"] = "running"
+                pending = iter(blocks)
+                seq = as_completed(with_results=True)
+                submitted = 0
 
-        _submit(max_in_flight)
-        for batch in seq.batches():
-            for fut, (block, rec) in batch:
-                fut.release()
-                rec["received"] = time.time()
-                dset[rec["row0"] : rec["row1"]] = block
-                if acc is not None:
-                    acc.add(rec["row0"], block)
-                bytes_moved += block.nbytes
-                records.append(rec)
-            del batch, block
-            _submit(max_in_flight - (submitted - len(records)))
-        f.attrs["status"] = "complete"
+                def _submit(n):
+                    # one batch of submissions (fewer client/scheduler round trips than one by one)
+                    nonlocal submitted
+                    nxt = [b for _, b in zip(range(max(n, 0)), pending)]
+                    if nxt:
+                        seq.update(
+                            client.map(mandelbrot_task, [window] * len(nxt), [width] * len(nxt), [height] * len(nxt),
+                                       [r0 for r0, _ in nxt], [r1 for _, r1 in nxt], [max_iter] * len(nxt), pure=False)
+                        )
+                        submitted += len(nxt)
+
+                _submit(max_in_flight)
+                for batch in seq.batches():
+                    for fut, (block, rec) in batch:
+                        fut.release()
+                        rec["received"] = time.time()
+                        dset[rec["row0"] : rec["row1"]] = block
+                        if acc is not None:
+                            acc.add(rec["row0"], block)
+                        bytes_moved += block.nbytes
+                        records.append(rec)
+                    del batch, block
+                    _submit(max_in_flight - (submitted - len(records)))
+                f.attrs["status"] = "complete"
+        except BaseException as exc:
+            _record_failure(path, exc, written=bool(records))
+            raise
+    finally:
+        lock.release()
     wall = time.perf_counter() - t0
     if acc is not None:
         acc.save(preview_path, max_iter)
@@ -460,6 +480,20 @@ def mandelbrot_on_dask(
         bytes_moved=bytes_moved,
         n_workers=n_threads,
     )
+
+
+def _record_failure(path, exc, *, written):
+    """A failed run: no file when nothing was written, else the rows so far with the error in ``status``."""
+    import h5py
+
+    if not written:
+        path.unlink(missing_ok=True)
+        return
+    try:
+        with h5py.File(path, "r+") as f:
+            f.attrs["status"] = f"failed: {type(exc).__name__}: {exc}"[:1000]
+    except OSError:  # the file itself is what failed: leave it as it is
+        pass
 
 
 def read_mandelbrot(path, rows: slice | None = None) -> np.ndarray:

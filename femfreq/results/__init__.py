@@ -48,6 +48,7 @@ Modules: :mod:`~femfreq.results.result` (:class:`SweepResult`),
 from ._format import FORMAT, FORMAT_VERSION
 from .reader import read_results
 from .result import SweepResult
+from ._lock import OutputLock
 from .writer import ResultWriter
 
-__all__ = ["ResultWriter", "SweepResult", "read_results", "FORMAT", "FORMAT_VERSION"]
+__all__ = ["OutputLock", "ResultWriter", "SweepResult", "read_results", "FORMAT", "FORMAT_VERSION"]
