@@ -129,6 +129,8 @@ def solve(
     calibration = _calibration(where)  # a bad calibration file fails before any work
     system, model = _build_system(model_or_K, C, M, b, g=g, output_dofs=output_dofs)
     freqs, P, history = _frequencies_and_load(model, freqs_hz, load, system)
+    if resume and out is not None and isinstance(freqs_hz, str) and freqs_hz.strip().lower().startswith("auto"):
+        freqs = _results.frequencies_to_resume(out, freqs)  # recomputed from the modes: rounding differs
     base = None
     if system.base is not None:  # the load spectrum is the base acceleration; P = a_b (1 + alpha / (i w))
         base = {"direction": system.base.direction, "acceleration": P, "influence": system.base.influence}

@@ -150,3 +150,39 @@ def test_solve_with_an_auto_grid_end_to_end(method):
     expected = np.array([frf(x) for x in r.freqs_hz])
     np.testing.assert_allclose(r.response, expected, rtol=1e-6, atol=1e-6 * np.abs(expected).max())
     assert abs(r.response[:, 1]).max() >= 0.99 * abs(frf(fk[0])[1])
+
+
+_RUN_AUTO = """
+import hashlib, sys
+import femfreq
+from femfreq.spectra import frequency_grid
+model = femfreq.load_model("satellite", level=2)
+grid = frequency_grid("auto:1:400", system=model.system())
+r = femfreq.solve(model, freqs_hz="auto:1:400", method="direct", cluster=None, progress=False,
+                  out=sys.argv[1], resume=sys.argv[2] == "resume")
+print(hashlib.sha1(grid.tobytes()).hexdigest(), r.complete, hashlib.sha1(r.freqs_hz.tobytes()).hexdigest())
+"""
+
+
+def test_an_auto_grid_sweep_resumes_with_other_blas_threads(tmp_path):
+    """The auto grid comes from the model's modes, whose last bits depend on the BLAS/MKL
+    threads: a sweep written with 1 thread was refused on resume with 2 ("freqs_hz
+    differ"). The resume now runs on the file's own grid."""
+    import os
+    import subprocess
+    import sys
+
+    out = tmp_path / "auto.h5"
+    runs = []
+    for threads, mode in ((1, "new"), (2, "resume")):
+        env = dict(os.environ, OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads),
+                   OPENBLAS_NUM_THREADS=str(threads))
+        proc = subprocess.run([sys.executable, "-c", _RUN_AUTO, str(out), mode], env=env, capture_output=True,
+                              text=True, timeout=300)
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        runs.append(proc.stdout.split())
+    (grid1, complete1, used1), (grid2, complete2, used2) = runs
+    if grid1 == grid2:
+        pytest.skip("the auto grids agree bit for bit with 1 and 2 threads on this machine: nothing to resume across")
+    assert complete1 == complete2 == "True"
+    assert used1 == grid1 and used2 == grid1  # the resumed run kept the file's grid

@@ -46,7 +46,7 @@ Modules: :mod:`~femfreq.results.result` (:class:`SweepResult`),
 """
 
 from ._format import FORMAT, FORMAT_VERSION
-from .reader import read_results
+from .reader import frequencies_to_resume, read_results
 from .result import SweepResult
 from ._lock import OutputLock
 from .writer import ResultWriter

@@ -95,6 +95,43 @@ def _read_base(h5) -> dict | None:
             **{name: g[name][()] for name in ("acceleration", "influence", "interface_force")}}
 
 
+def frequencies_to_resume(path, freqs_hz, *, rtol: float = 1e-9) -> np.ndarray:
+    """The frequencies to resume ``path`` with: the file's own when ``freqs_hz`` is the same
+    grid up to rounding, else ``freqs_hz`` (whose difference the resume then reports).
+
+    An ``"auto:..."`` grid is recomputed from the model's modes on every run, and their
+    last bits depend on the BLAS/MKL thread count (level 2: 204 frequencies, different
+    bits with 1 and 2 threads), so a resume on another machine or thread setting would
+    otherwise be refused as a different sweep.
+
+    Parameters
+    ----------
+    path : str or path-like
+        A result file (a missing or unreadable one gives ``freqs_hz`` back).
+    freqs_hz : (F,) array
+        This run's grid.
+    rtol : float
+        Largest relative difference still taken for rounding.
+    """
+    import h5py
+
+    path = os.fspath(path)
+    if not (os.path.isfile(path) and h5py.is_hdf5(path)):
+        return freqs_hz
+    try:
+        with _open_for_reading(path) as h5:
+            old = h5["freqs_hz"][()] if "freqs_hz" in h5 else None
+    except OSError:
+        return freqs_hz
+    if old is None or old.shape != np.shape(freqs_hz) or not np.allclose(old, freqs_hz, rtol=rtol, atol=0):
+        return freqs_hz
+    if not np.array_equal(old, freqs_hz):
+        logger.info("%s: resuming on the file's frequencies (this run's grid differs only by rounding, "
+                    "at most %.1e relative)", path,
+                    float(np.max(np.abs(old - freqs_hz) / np.maximum(np.abs(old), 1e-300))))
+    return old
+
+
 def _format_version(h5) -> int | None:
     """The file's ``format_version`` (0 when absent), or None if it is not a femfreq result file."""
     if _attr_str(h5.attrs.get("format")) != FORMAT:
