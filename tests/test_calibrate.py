@@ -292,7 +292,7 @@ def test_a_failed_mandelbrot_run_leaves_no_file_or_keeps_the_rows_it_wrote(clien
         return task
 
     monkeypatch.setattr(mb, "mandelbrot_task", fails_from_row(0))
-    with pytest.raises(RuntimeError, match="block at row 0 failed"):
+    with pytest.raises(RuntimeError, match=r"block at row \d+ failed"):  # every block fails: any comes first
         mandelbrot_on_dask(client, tmp_path / "none.h5", 16, 12, REFERENCE_WINDOW, 40, 4, preview=False)
     assert not (tmp_path / "none.h5").exists() and not (tmp_path / "none.h5.lock").exists()
 
