@@ -46,9 +46,10 @@ Modules: :mod:`~femfreq.results.result` (:class:`SweepResult`),
 """
 
 from ._format import FORMAT, FORMAT_VERSION
+from ._lock import OutputLock
 from .reader import frequencies_to_resume, read_results
 from .result import SweepResult
-from ._lock import OutputLock
 from .writer import ResultWriter
 
-__all__ = ["OutputLock", "ResultWriter", "SweepResult", "read_results", "FORMAT", "FORMAT_VERSION"]
+__all__ = ["OutputLock", "ResultWriter", "SweepResult", "frequencies_to_resume", "read_results", "FORMAT",
+           "FORMAT_VERSION"]

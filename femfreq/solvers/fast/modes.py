@@ -73,7 +73,11 @@ def sturm_frequencies(freqs_hz):
     f = np.abs(np.atleast_1d(np.asarray(freqs_hz, dtype=float)))
     if f.ndim != 1 or f.size < 2 or not np.all(np.isfinite(f)) or f.max() == 0:
         return ()
-    top = float(f.max())
+    return _sturm_points(float(f.max()))
+
+
+def _sturm_points(top):
+    """Where the mode count is made: the top frequency and half of it (``p = log2`` of the ratio)."""
     return (top, top / 2)
 
 
@@ -81,7 +85,7 @@ def _mode_exponent(system, top, counts, factor, sturm_counts=None):
     """Exponent p of N(f) ~ f^p from Sturm counts at top and top / 2 (default 1.8)."""
     p = _DEFAULT_MODE_EXPONENT
     if sturm_counts is None and counts and top > 0 and mkl_available():
-        sturm_counts = count_modes(system, [top, top / 2], factor=factor)
+        sturm_counts = count_modes(system, list(_sturm_points(top)), factor=factor)
     if sturm_counts is not None:
         n_top, n_half = (int(c) for c in sturm_counts)
         if n_top > n_half > 0:
