@@ -218,9 +218,31 @@ def whole_job(level: int, case: str, *, n_freqs: int = 2049) -> dict:
         "result_file_mb": round(out.stat().st_size / 2**20, 1),
         "first_task_start_s": round(float(chunks["t_start"].min()) - epoch0, 1),
         "last_task_end_s": round(float(chunks["t_end"].max()) - epoch0, 1),
+        # balance: chunk seconds per worker, and how long the first worker to finish then idled
+        "busy_s_per_worker": "/".join(f"{b:.0f}" for b in _busy(chunks).values()),
+        "idle_tail_s": round(float(chunks["t_end"].max()) - min(_last_ends(chunks).values()), 1),
     }
     out.unlink()
     return row
+
+
+def _workers(chunks):
+    return [w.decode() if isinstance(w, bytes) else str(w) for w in chunks["worker"]]
+
+
+def _busy(chunks) -> dict:
+    """Seconds of chunks per worker (the /chunks table of a result file)."""
+    busy = {}
+    for w, a, b in zip(_workers(chunks), chunks["t_start"], chunks["t_end"]):
+        busy[w] = busy.get(w, 0.0) + float(b - a)
+    return busy
+
+
+def _last_ends(chunks) -> dict:
+    ends = {}
+    for w, b in zip(_workers(chunks), chunks["t_end"]):
+        ends[w] = max(ends.get(w, -np.inf), float(b))
+    return ends
 
 
 def direct_side_by_side(level: int, freqs_hz=(100.0, 400.0, 700.0)) -> dict:
