@@ -374,9 +374,9 @@ def modal_bands(system, fmin_hz, fmax_hz) -> Modes:
     eta = _loss_factors(system.g, lam, c_modal)
     freqs = np.array([float(f"{f:.{_DIGITS}g}") for f in np.sqrt(np.maximum(lam, 0.0)) / (2 * np.pi)])
     keep = freqs > 0
-    from .solvers.fast.basis import _fit_damping  # the fast sweep's C ~ alpha M + beta K
+    from .system import fitted_damping  # C ~ alpha M + beta K
 
-    alpha, beta = _fit_damping(system) if damped else (0.0, 0.0)
+    alpha, beta = fitted_damping(system) if damped else (0.0, 0.0)
     return Modes(freqs_hz=freqs[keep], loss_factors=eta[keep], overlap_from_hz=overlap_from,
                  overlap_damping=(system.g, max(alpha, 0.0), max(beta, 0.0)))
 

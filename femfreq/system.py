@@ -21,7 +21,7 @@ from functools import cached_property
 import numpy as np
 import scipy.sparse as sp
 
-__all__ = ["BaseCoupling", "System", "as_system"]
+__all__ = ["BaseCoupling", "System", "as_system", "fitted_damping", "proportional_damping"]
 
 
 def _as_sparse(name, A, n=None):
@@ -618,3 +618,64 @@ def as_system(K, C=None, M=None, b=None, *, g=0.0, output_dofs=None, name="syste
     if b is None:
         raise ValueError("b (the load vector) is required")
     return System(K=K, C=C, M=M, b=b, g=g, output_dofs=output_dofs, name=name)
+
+
+# -- damping: how close C is to alpha M + beta K ------------------------------------------
+def proportional_damping(system):
+    """``(alpha, beta)`` if ``C = alpha M + beta K`` on the pattern to round-off, else None.
+
+    ``(0.0, 0.0)`` without C. Kept on the System (immutable) after the first call: a
+    least-squares fit over every stored entry, which each sub-band of a fast sweep would
+    otherwise redo.
+
+    Parameters
+    ----------
+    system : System
+
+    Returns
+    -------
+    (float, float) or None
+    """
+    cached = system.__dict__.get("_proportional_damping", _UNSET)
+    if cached is _UNSET:
+        cached = _fit_proportional(system)
+        object.__setattr__(system, "_proportional_damping", cached)
+    return cached
+
+
+_UNSET = object()
+
+
+def _fit_proportional(system):
+    """(alpha, beta) of the exact fit, or None (see :func:`proportional_damping`)."""
+    c, k, m = system.c_values, system.k_values, system.m_values
+    cn = np.linalg.norm(c)
+    if cn == 0:
+        return 0.0, 0.0
+    X = np.column_stack([m, k])
+    coef, *_ = np.linalg.lstsq(X, c, rcond=None)
+    if np.linalg.norm(X @ coef - c) <= 1e-12 * cn:
+        return float(coef[0]), float(coef[1])
+    return None
+
+
+def fitted_damping(system):
+    """Least-squares ``(alpha, beta)`` for ``C ~ alpha M + beta K`` (exact when C is proportional).
+
+    Only an estimate for a general C: the fast sweep places its shifts with it, and the
+    auto grid its damping widths.
+
+    Parameters
+    ----------
+    system : System
+
+    Returns
+    -------
+    (float, float)
+    """
+    prop = proportional_damping(system)
+    if prop is not None:
+        return prop
+    X = np.column_stack([system.m_values, system.k_values])
+    coef, *_ = np.linalg.lstsq(X, system.c_values, rcond=None)
+    return float(coef[0]), float(coef[1])

@@ -117,3 +117,21 @@ def test_sizeof_counts_the_arrays_for_dask():
     K = K + K.T + sp.eye(300) * 10
     s = System(K=K, C=None, M=sp.eye(300), b=np.ones(300))
     assert sizeof(s) > s.K.data.nbytes + s.k_values.nbytes + s.m_values.nbytes
+
+
+def test_proportional_damping_is_recognised_and_a_general_c_is_fitted():
+    from femfreq.system import fitted_damping, proportional_damping
+
+    n = 6
+    K = sp.diags([-1.0, 2.5, -1.0], [-1, 0, 1], shape=(n, n), format="csr")
+    M = sp.diags(np.linspace(1.0, 2.0, n), format="csr")
+    b = np.ones(n)
+    prop = System(K=K, C=0.3 * M + 0.002 * K, M=M, b=b)
+    alpha, beta = proportional_damping(prop)
+    assert alpha == pytest.approx(0.3, rel=1e-12) and beta == pytest.approx(0.002, rel=1e-12)
+    assert fitted_damping(prop) == (alpha, beta)
+    assert proportional_damping(System(K=K, C=None, M=M, b=b)) == (0.0, 0.0)
+    general = System(K=K, C=0.3 * M + 0.002 * K + sp.diags([1e-3] + [0.0] * (n - 1), format="csr"), M=M, b=b)
+    assert proportional_damping(general) is None
+    a, bt = fitted_damping(general)  # least squares: close to, not equal to, the proportional part
+    assert a == pytest.approx(0.3, rel=1e-2) and bt == pytest.approx(0.002, rel=0.5)

@@ -17,9 +17,8 @@ import numpy as np
 from ... import _validate as v
 from ...codes import Method
 from ...errors import SingularMatrixError
-from ...system import System
+from ...system import System, proportional_damping
 from .. import get_solver
-from .basis import _proportional
 from .factors import FACTOR_BACKENDS, shifted_factors
 from .reduced import ReducedPass, Settings
 
@@ -173,7 +172,7 @@ def solve_band(system, freqs_hz, load, *, tol=1e-6, max_basis=None, shifts=None,
     t0 = time.perf_counter()
     f, P, tol, max_basis, shifts = _check_inputs(system, freqs_hz, load, tol, max_basis, shifts, factor)
     n, k = system.n, f.size
-    prop = _proportional(system)
+    prop = proportional_damping(system)
     # Z = [b, K V, M V, (C V)] must keep fewer columns than n for its thin QR
     max_basis = int(max(1, min(max_basis, (n - 1) // (2 if prop is not None else 3))))
     cfg = Settings(tol=tol, max_basis=max_basis, prop=prop, enlarge=enlarge, max_shifts=max_shifts,

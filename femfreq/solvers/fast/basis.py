@@ -10,44 +10,6 @@ _EPS = np.finfo(float).eps
 # ---------------------------------------------------------------------------
 # the reduced basis and its residual certificate
 # ---------------------------------------------------------------------------
-def _proportional(system):
-    """(alpha, beta) if C = alpha M + beta K on the pattern to round-off, else None.
-
-    Kept on the System (immutable) after the first call: a least-squares fit over every
-    stored entry, which each sub-band of a sweep would otherwise redo.
-    """
-    cached = system.__dict__.get("_fast_proportional", _UNSET)
-    if cached is _UNSET:
-        cached = _fit_proportional(system)
-        object.__setattr__(system, "_fast_proportional", cached)
-    return cached
-
-
-_UNSET = object()
-
-
-def _fit_proportional(system):
-    c, k, m = system.c_values, system.k_values, system.m_values
-    cn = np.linalg.norm(c)
-    if cn == 0:
-        return 0.0, 0.0
-    X = np.column_stack([m, k])
-    coef, *_ = np.linalg.lstsq(X, c, rcond=None)
-    if np.linalg.norm(X @ coef - c) <= 1e-12 * cn:
-        return float(coef[0]), float(coef[1])
-    return None
-
-
-def _fit_damping(system):
-    """Least-squares (alpha, beta) for C ~ alpha M + beta K: used only to place shifts."""
-    prop = _proportional(system)
-    if prop is not None:
-        return prop
-    X = np.column_stack([system.m_values, system.k_values])
-    coef, *_ = np.linalg.lstsq(X, system.c_values, rcond=None)
-    return float(coef[0]), float(coef[1])
-
-
 def _times(X, h):
     """``X @ h`` for a tall Fortran-ordered ``X`` and a small ``h``, itself Fortran-ordered (numpy
     writes a product in C order, which the column loops and BLAS then read across)."""

@@ -17,7 +17,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .basis import _Basis, _fit_damping, _MColumns
+from ...system import fitted_damping
+from .basis import _Basis, _MColumns
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +61,7 @@ class ReducedPass:
         self.system, self.f, self.P, self.cfg, self.timings = system, f, P, settings, timings
         k = f.size
         self.omegas = omegas = 2 * np.pi * f
-        alpha_fit, beta_fit = _fit_damping(system) if settings.prop is None else settings.prop
+        alpha_fit, beta_fit = fitted_damping(system) if settings.prop is None else settings.prop
         # effective shifted-pencil point: A ~ a(w) (K - mu(w) M) for proportional damping
         self.mu = (omegas**2 - 1j * omegas * alpha_fit) / ((1 + 1j * system.g) + 1j * omegas * beta_fit)
         self.Pb_norm = np.abs(P) * np.linalg.norm(system.b)
