@@ -123,13 +123,14 @@ def solve(
     (0.25+0j)
     """
     from . import results as _results
+    from .grid import is_auto
 
     method = as_method(method)
     where = as_cluster(cluster)
     calibration = _calibration(where)  # a bad calibration file fails before any work
     system, model = _build_system(model_or_K, C, M, b, g=g, output_dofs=output_dofs)
     freqs, P, history = _frequencies_and_load(model, freqs_hz, load, system)
-    if resume and out is not None and isinstance(freqs_hz, str) and freqs_hz.strip().lower().startswith("auto"):
+    if resume and out is not None and is_auto(freqs_hz):
         freqs = _results.frequencies_to_resume(out, freqs)  # recomputed from the modes: rounding differs
     base = None
     if system.base is not None:  # the load spectrum is the base acceleration; P = a_b (1 + alpha / (i w))
