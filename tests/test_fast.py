@@ -428,3 +428,32 @@ def test_multi_rhs_solve_equals_column_by_column(backend):
     assert X.shape == B.shape
     np.testing.assert_allclose(X, cols, rtol=0, atol=1e-12 * np.abs(cols).max())
 
+
+
+def test_the_last_block_is_cut_to_the_predicted_need():
+    # a residual falling 10x per vector from 1e-2 at 8 vectors to 1e-4 at 10 needs 2 more
+    # for 1e-6: the next block is 3 vectors (2 + one spare), not a whole block of 8
+    from femfreq.solvers.fast.reduced import _predicted_step
+
+    assert _predicted_step([(8, 1e-2), (10, 1e-4)], 1e-6) == 3
+    # geometric at 0.5 per vector from 1e-3 (16 vectors) to 2**-8 * 1e-3 (24): 1e-6 is
+    # log2(1e-6 / 3.9e-6) ~ 2 vectors away
+    assert _predicted_step([(16, 1e-3), (24, 1e-3 / 256)], 1e-6) == 3
+    # no prediction from one block, from a residual that did not fall, or when certified
+    for history in ([(8, 1e-2)], [(8, 1e-2), (16, 2e-2)], [(8, 1e-2), (16, 1e-7)]):
+        assert _predicted_step(history, 1e-6) > 1000
+
+
+@pytest.mark.parametrize("case", ["structural", "beta"])
+def test_bases_stop_short_of_a_whole_last_block(case):
+    # the predicted last block: fewer vectors than whole blocks of 8 (the fixed step=8
+    # build), every frequency still certified
+    K, M, b = _truss(40, 8, seed=3)
+    system = _damped(K, M, b, case)
+    freqs = np.linspace(0.0, 400.0, 120)
+    auto = solve_band(system, freqs, np.ones(freqs.size), tol=1e-8)
+    whole = solve_band(system, freqs, np.ones(freqs.size), tol=1e-8, step=8)
+    for r in (auto, whole):
+        assert r.rel_residual.max() <= 1e-8 and (r.method == 2).all()
+    assert all(m % 8 == 0 for m in whole.info["basis_sizes"])
+    assert sum(auto.info["basis_sizes"]) < sum(whole.info["basis_sizes"])

@@ -14,6 +14,7 @@ import logging
 import time
 import warnings
 from dataclasses import dataclass
+from functools import partial
 
 import numpy as np
 
@@ -52,6 +53,23 @@ class PassResult:
     explicit_checks: list
     n_explicit: int
     exhausted: bool
+
+
+def _predicted_step(history, tol):
+    """Vectors the worst failing frequency still needs, from the last two blocks' residuals.
+
+    The residual falls about geometrically with the basis size at one shift; the next
+    block is cut to the predicted count plus one (at least 2), so that a nearly
+    certified band does not overshoot by most of a block. No prediction (a large
+    number) before two blocks or when the residual did not fall.
+    """
+    if len(history) < 2:
+        return 1 << 30
+    (m1, w1), (m2, w2) = history[-2:]
+    if not (0 < w2 < w1 and m2 > m1 and w2 > tol):
+        return 1 << 30
+    rate = (w2 / w1) ** (1.0 / (m2 - m1))  # per vector
+    return max(2, int(np.ceil(np.log(tol / w2) / np.log(rate) - 1e-9)) + 1)
 
 
 class ReducedPass:
@@ -152,10 +170,13 @@ class ReducedPass:
         pending = [F.solve(part) for part in b_parts if np.any(part)]
         if basis.m:  # rational Krylov: continue from the newest vector at the new shift too
             pending.insert(0, F.solve(M @ basis.V[:, basis.m - 1]))
-        last_worst = None
+        history = []  # (basis size, worst failing residual) after each block at this shift
         done = False
         while basis.m < cfg.max_basis and pending:
             size = cfg.step if cfg.step is not None else max(8, min(32, basis.m // 6))
+            if cfg.step is None:
+                size = min(size, _predicted_step(history, cfg.tol))
+            m0 = basis.m
             block = self._block(F, pending, min(size, cfg.max_basis - basis.m))
             if block is None:
                 break
@@ -171,8 +192,9 @@ class ReducedPass:
             worst = float(np.max(self._worst_ratio(0)))
             log.debug("basis %d, shift %.1f Hz: %d failing, worst %.3g", basis.m,
                       np.sign(s) * np.sqrt(abs(s)) / (2 * np.pi), int(self._failing().sum()), worst)
-            stagnating = last_worst is not None and worst > 0.5 * last_worst
-            last_worst = worst
+            # "did not halve over a block of 8 vectors": a shorter block is held to its share
+            stagnating = bool(history) and worst > 0.5 ** ((basis.m - m0) / 8) * history[-1][1]
+            history.append((basis.m, worst))
             if stagnating and self.n_fact + len(self.queue) < cfg.max_shifts:
                 s_new = self._worst_shift()
                 if self._is_new(s_new):
@@ -191,7 +213,8 @@ class ReducedPass:
         M, C, general_c = self.system.M, self.system.C, self.cfg.prop is None
         block = _MColumns(self.system.n, size)
         while block.k < size and pending:
-            w = block.project(pending.pop(0), passes=2)
+            item = pending.pop(0)
+            w = block.project(item() if callable(item) else item, passes=2)
             mw = M @ w
             nrm = np.sqrt(abs(w @ mw))
             if not np.isfinite(nrm) or nrm == 0:
@@ -212,10 +235,12 @@ class ReducedPass:
         if not B.shape[1]:
             return []
         basis.add_block(B, MB)
-        # continue the chain from the last fully orthogonalised vector
-        pending = [F.solve(MB[:, -1])]
+        # continue the chain from the last fully orthogonalised vector; solved only when the
+        # next block is built (the band may be certified with this one)
+        last = B[:, -1].copy()
+        pending = [partial(F.solve, MB[:, -1].copy())]
         if self.cfg.prop is None:
-            pending.append(F.solve(self.system.C @ B[:, -1]))
+            pending.append(lambda: F.solve(self.system.C @ last))
         return pending
 
     # -- certify ----------------------------------------------------------------------------
