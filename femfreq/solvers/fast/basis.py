@@ -75,6 +75,10 @@ class _MColumns:
         return self.B[:, : self.k], self.MB[:, : self.k]
 
 
+#: most Gram-Schmidt passes of a block (two are enough unless columns are dependent)
+_MAX_PASSES = 6
+
+
 class _Basis:
     """M-orthonormal basis V, reduced matrices, and the QR factor of Z = [b, K V, M V, (C V)]."""
 
@@ -160,9 +164,13 @@ class _Basis:
         norms = np.sqrt(np.abs(np.einsum("ij,ij->j", B, MB)))
         ok = norms > 0
         B, MB, norms = B[:, ok], MB[:, ok], norms[ok]
-        for _pass in range(4):
+        for _pass in range(_MAX_PASSES):
             if not B.shape[1]:
                 break
+            # from the third pass on, a column that still loses half its norm was not
+            # orthogonal after two passes: numerically in the span already ("twice is
+            # enough" fails only for dependent vectors), so it is dropped
+            keep = 0.5 if _pass >= 2 else 1e-9
             if self.m:
                 V = self.V[:, : self.m]
                 B = B - _times(V, V.T @ MB)
@@ -171,10 +179,12 @@ class _Basis:
             if chol is not None:
                 d = np.abs(np.diag(chol[2]))
                 if np.all(d > 1e-9 * norms):  # nothing to drop: Gram-Schmidt in one Cholesky QR
-                    lost = bool(np.any(d < 0.5 * norms))
+                    lost = d < 0.5 * norms
                     B, MB, _ = chol
+                    if _pass >= 2 and lost.any():
+                        B, MB = B[:, ~lost], MB[:, ~lost]
                     norms = np.ones(B.shape[1])
-                    if not lost and _pass >= 1:
+                    if not lost.any() and _pass >= 1:
                         break
                     continue
             cols, lost = _MColumns(B.shape[0], B.shape[1]), False
@@ -182,7 +192,7 @@ class _Basis:
                 w = cols.project(B[:, j])
                 mw = M @ w
                 nrm = np.sqrt(abs(w @ mw))
-                if not np.isfinite(nrm) or nrm <= 1e-9 * norms[j]:
+                if not np.isfinite(nrm) or nrm <= keep * norms[j]:
                     continue
                 lost |= nrm < 0.5 * norms[j]
                 cols.append(w / nrm, mw / nrm)
