@@ -291,9 +291,10 @@ class Scheduler:
     timeout : float
         Seconds to wait for the workers once connected.
     connect_timeout : float
-        Seconds to reach the scheduler and hear its dask handshake; past it (a port
-        that accepts but never answers) the connection fails with ``TimeoutError``.
-        A refused port fails at once.
+        Seconds to reach the scheduler and hear its dask handshake, host name lookup
+        included; past it (a port that accepts but never answers, a DNS server that
+        does not answer) the connection fails with ``TimeoutError``. A refused port
+        fails at once.
 
     Raises
     ------

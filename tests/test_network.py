@@ -119,6 +119,41 @@ def test_a_port_that_answers_other_bytes_is_not_a_memory_error(http_port):
     assert time.monotonic() - t0 < 5
 
 
+def test_a_host_name_lookup_that_hangs_ends_at_the_connect_timeout(monkeypatch):
+    """The system resolver has no timeout: a DNS server that does not answer must not
+    hold the connect for longer than ``connect_timeout`` (the lookup is a stand-in: no
+    query leaves this machine)."""
+    real = socket.getaddrinfo
+    release = threading.Event()
+
+    def hanging_lookup(host, *args, **kwargs):
+        if host == "scheduler.example.invalid":
+            release.wait(60)
+            raise socket.gaierror(socket.EAI_AGAIN, "Temporary failure in name resolution")
+        return real(host, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", hanging_lookup)
+    address = "tcp://scheduler.example.invalid:8786"
+    t0 = time.monotonic()
+    try:
+        with pytest.raises(TimeoutError, match=f"at {address}: the host name lookup of "
+                                               "'scheduler.example.invalid' did not finish within 0.5 s"):
+            _connect(address, connect_timeout=0.5)
+        assert time.monotonic() - t0 < 3
+    finally:
+        release.set()
+
+
+def test_an_unknown_host_is_named(monkeypatch):
+    def no_such_host(host, *args, **kwargs):
+        raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+
+    monkeypatch.setattr(socket, "getaddrinfo", no_such_host)
+    with pytest.raises(OSError, match="at tcp://scheduler.example.invalid:8786: unknown host "
+                                      "'scheduler.example.invalid' \\(Name or service not known\\)"):
+        _connect("tcp://scheduler.example.invalid:8786", connect_timeout=5)
+
+
 def test_a_refused_port_fails_within_seconds(closed_port):
     address = f"tcp://127.0.0.1:{closed_port}"
     t0 = time.monotonic()

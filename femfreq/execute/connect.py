@@ -248,6 +248,9 @@ def _reach_scheduler(address: str, security, timeout: float) -> None:
         if not 0 < size <= _MAX_HANDSHAKE:
             raise fail("it answers, but not in the dask protocol (another kind of server on that port?)")
         receive(sock, size)
+    except _LookupTimeout as exc:
+        raise fail(f"the host name lookup of {host!r} did not finish within {timeout:g} s (a DNS "
+                   "server that does not answer?)", TimeoutError) from exc
     except socket.timeout as exc:
         hint = " (a TLS scheduler? use tls:// and its credentials)" if scheme == "tcp" else ""
         raise fail(f"no dask handshake within {timeout:g} s{hint}", TimeoutError) from exc
@@ -264,19 +267,80 @@ def _reach_scheduler(address: str, security, timeout: float) -> None:
             sock.close()
 
 
+class _LookupTimeout(TimeoutError):
+    """The system resolver did not answer in time (it has no timeout of its own)."""
+
+
+def _resolve(host, port, left):
+    """``socket.getaddrinfo(host, port)`` (TCP) within the deadline of ``left``.
+
+    The system resolver can block for a minute or more on a DNS server that does not
+    answer, and has no timeout to pass; the lookup runs in a daemon thread that is
+    left behind if it does not finish in time.
+    """
+    import socket
+    import threading
+
+    found = {}
+    done = threading.Event()
+
+    def lookup():
+        try:
+            found["addresses"] = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        except OSError as exc:
+            found["error"] = exc
+        finally:
+            done.set()
+
+    threading.Thread(target=lookup, name=f"femfreq-lookup-{host}", daemon=True).start()
+    try:
+        in_time = done.wait(left())
+    except socket.timeout:
+        in_time = False
+    if not in_time:
+        raise _LookupTimeout
+    if "error" in found:
+        raise found["error"]
+    return found["addresses"]
+
+
 def _open_socket(host, port, left, deadline):
-    """A TCP connection to ``host:port``; a refused port is retried for :data:`_REFUSED_RETRY` s only."""
+    """A TCP connection to ``host:port``; a refused port is retried for :data:`_REFUSED_RETRY` s only.
+
+    The host name is looked up once, within the deadline; each of its addresses is
+    tried in turn, as :func:`socket.create_connection` does.
+    """
     import socket
     import time
 
+    addresses = _resolve(host.strip("[]"), port, left)
     give_up = min(deadline, time.monotonic() + _REFUSED_RETRY)
     while True:
         try:
-            return socket.create_connection((host.strip("[]"), port), timeout=left())
+            return _connect_any(addresses, left)
         except ConnectionRefusedError:
             if time.monotonic() + 0.1 >= give_up:
                 raise
             time.sleep(0.1)
+
+
+def _connect_any(addresses, left):
+    """A socket connected to the first of ``addresses`` (getaddrinfo tuples) that accepts."""
+    import socket
+
+    error = None
+    for family, kind, proto, _, sockaddr in addresses:
+        sock = socket.socket(family, kind, proto)
+        try:
+            sock.settimeout(left())
+            sock.connect(sockaddr)
+            return sock
+        except OSError as exc:
+            sock.close()
+            error = exc
+            if isinstance(exc, socket.timeout):
+                raise
+    raise error if error is not None else OSError(f"no address to connect to ({addresses!r})")
 
 
 @contextlib.contextmanager
