@@ -280,7 +280,7 @@ def run(quick: bool = True, *, level: int | None = None, cases=("beta", "g"), sp
     path, description = _prepare(level)
     rows = []
     for case in cases:
-        rows.append(_case(path, description, case, n_freqs=2049, n_chunks=n_chunks or (2 if case == "beta" else 16),
+        rows.append(_case(path, description, case, n_freqs=2049, n_chunks=n_chunks or (2 if case == "beta" else 12),
                           n_workers=2, tol=1e-6, n_peaks=6,
                           split=split if split != "auto" else ("width" if case == "beta" else "modes")))
         if progress is not None:
@@ -297,10 +297,10 @@ def run(quick: bool = True, *, level: int | None = None, cases=("beta", "g"), sp
 
 
 def tolerance_cost(level: int, case: str = "g", tols=(1e-6, 1e-8), *, repeats: int = 2,
-                   n_chunks: int = 16) -> dict:
+                   n_chunks: int = 12) -> dict:
     """The fast sweep at each tolerance, interleaved ``repeats`` times in one run: wall
     seconds (median), vectors, factorizations, the largest residual and the ratio to the
-    first tolerance. The same sub-bands (16 of equal mode count for g) on 2 one-thread
+    first tolerance. The same sub-bands (12 of equal mode count for g, as the planner makes for 2 workers) on 2 one-thread
     processes; the Sturm counts are in each wall time."""
     path, description = _prepare(level)
     freqs = np.linspace(0.0, 1000.0, 2049)
@@ -348,7 +348,7 @@ def main(argv=None) -> int:
     p.add_argument("--split", choices=["auto", "modes", "width"], default="auto",
                    help="sub-bands of equal mode count or of equal width; auto: modes for g, width for beta "
                         "(heavy damping: the cost does not follow the modes)")
-    p.add_argument("--chunks", type=int, help="number of sub-bands (default 2 for beta, 16 for g)")
+    p.add_argument("--chunks", type=int, help="number of sub-bands (default 2 for beta, 12 for g)")
     p.add_argument("--whole", action="store_true",
                    help="time the whole job instead: model build + femfreq.solve(method='fast') on a "
                         "2-worker LocalCluster + result file (no direct comparison)")

@@ -312,10 +312,11 @@ def plan_sweep(system, freqs_hz, n_workers, method, *, calibration=None, weights
     elif weights is not None:
         # light damping: the cost of a sub-band grows faster than its mode count (the basis
         # holds its modes, and each certification pass touches all of it), so the sweep
-        # wants many narrow sub-bands whatever the number of workers: at least 16 in all
-        # (measured in benchmarks/bench_serial_fast.py)
+        # wants many narrow sub-bands whatever the number of workers: at least 12 in all
+        # (16 before the predicted last block and the median new-shift rule; 12 measured
+        # as fast or faster at levels 5-7, docs/fast_sweep.md)
         kw["weights"] = weights
-        kw["chunks_per_worker"] = max(8, math.ceil(16 / v.as_int("n_workers", n_workers, minimum=1)))
+        kw["chunks_per_worker"] = max(6, math.ceil(12 / v.as_int("n_workers", n_workers, minimum=1)))
     else:
         kw["chunks_per_worker"] = 1
     chunks = plan_chunks(n, n_workers, method=name, **kw)
