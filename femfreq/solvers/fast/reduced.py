@@ -14,7 +14,6 @@ import logging
 import time
 import warnings
 from dataclasses import dataclass
-from functools import partial
 
 import numpy as np
 
@@ -241,11 +240,13 @@ class ReducedPass:
             return []
         basis.add_block(B, MB)
         # continue the chain from the last fully orthogonalised vector; solved only when the
-        # next block is built (the band may be certified with this one)
-        last = B[:, -1].copy()
-        pending = [partial(F.solve, MB[:, -1].copy())]
+        # next block is built (the band may be certified with this one). Copies, so that the
+        # waiting directions do not keep the whole block alive
+        mb = MB[:, -1].copy()
+        pending = [lambda: F.solve(mb)]
         if self.cfg.prop is None:
-            pending.append(lambda: F.solve(self.system.C @ last))
+            b_last = B[:, -1].copy()
+            pending.append(lambda: F.solve(self.system.C @ b_last))
         return pending
 
     # -- certify ----------------------------------------------------------------------------
