@@ -20,7 +20,7 @@ from femfreq.solvers import (
     solve_certified,
 )
 from femfreq.solvers import CACHE_SIZE
-from femfreq.solvers.pardiso import PardisoError, PardisoSolver, mkl_memory_bytes, pardiso_available
+from femfreq.solvers.pardiso import PardisoError, PardisoSolver, mkl_memory_bytes, pardiso_available, upper_triangle
 from femfreq.solvers.superlu import SuperLUSolver
 from femfreq.system import System
 
@@ -518,3 +518,23 @@ def test_a_kept_real_factorization_solves_right_whatever_threads_the_next_caller
         F.close()
     assert F.threads == analysed
     assert np.linalg.norm(A @ x - b.real) <= 1e-10 * np.linalg.norm(b.real)
+
+
+@settings(max_examples=60, deadline=None)
+@given(n=st.integers(1, 12), density=st.floats(0.0, 0.6), diag=st.floats(0.0, 1.0), seed=st.integers(0, 2**31))
+def test_upper_triangle_matches_scipy_triu_with_the_whole_diagonal(n, density, diag, seed):
+    rng = np.random.default_rng(seed)
+    A = sp.random(n, n, density=density, random_state=rng, format="csc")
+    A = (A + A.T).tolil()
+    A.setdiag(np.where(rng.random(n) < diag, 1.0 + rng.random(n), 0.0))  # some diagonals absent
+    A = sp.csc_matrix(A)
+    A.eliminate_zeros()
+    A.sort_indices()
+    ia, ja, src = upper_triangle(A.indptr, A.indices, n)
+    for i in range(n):  # each row sorted, starting at its diagonal
+        row = ja[ia[i]:ia[i + 1]]
+        assert row.size and row[0] == i and np.all(np.diff(row) > 0)
+    U = sp.csr_matrix((np.r_[A.data, 0.0][src], ja, ia), shape=(n, n))
+    pattern = sp.triu(abs(A) + sp.eye(n), format="csr")  # the upper triangle plus the diagonal
+    assert np.array_equal(U.indptr, pattern.indptr) and np.array_equal(U.indices, pattern.indices)
+    assert np.array_equal(U.toarray(), sp.triu(A).toarray())  # values from A, 0 where inserted

@@ -172,6 +172,56 @@ def _error(phase, err, omega=None) -> PardisoError:
     )
 
 
+def upper_triangle(indptr, indices, n):
+    """The upper triangle, every diagonal stored, of a symmetric matrix's canonical CSC pattern.
+
+    A symmetric matrix's CSC is the CSR of its transpose, i.e. of itself: column ``j``'s
+    rows ``i >= j`` are CSR row ``j``'s upper-triangle columns, already sorted. So the
+    structure PARDISO's symmetric types need comes in one O(nnz) pass, with no sort,
+    unless diagonal entries are missing (then they are inserted and the rows re-sorted).
+
+    Parameters
+    ----------
+    indptr, indices : int arrays
+        Canonical CSC pattern (sorted row indices, no duplicates) of an ``n x n``
+        matrix whose pattern is symmetric.
+    n : int
+
+    Returns
+    -------
+    ia, ja : int64 arrays
+        Zero-based CSR of the upper triangle, sorted, every diagonal entry stored.
+    src : int64 array
+        For each entry of ``ja``, its position in ``indices``; ``indices.size`` for an
+        inserted diagonal entry (whose value is 0).
+    """
+    indices = np.asarray(indices)
+    nnz = indices.size
+    col = np.repeat(np.arange(n, dtype=np.int64), np.diff(indptr))
+    keep = indices >= col
+    src = np.flatnonzero(keep)
+    ja = indices[src].astype(np.int64)
+    r = col[src]
+    counts = np.bincount(r, minlength=n)
+    # the first kept entry of each non-empty row is its diagonal when the diagonal is stored
+    first = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum(counts, out=first[1:])
+    has = np.zeros(n, dtype=bool)
+    nonempty = counts > 0
+    has[nonempty] = ja[first[:-1][nonempty]] == np.flatnonzero(nonempty)
+    miss = np.flatnonzero(~has)
+    if miss.size:
+        r = np.concatenate([r, miss])
+        ja = np.concatenate([ja, miss])
+        src = np.concatenate([src, np.full(miss.size, nnz, dtype=np.int64)])
+        order = np.lexsort((ja, r))
+        r, ja, src = r[order], ja[order], src[order]
+        counts = np.bincount(r, minlength=n)
+    ia = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum(counts, out=ia[1:])
+    return ia, ja, src
+
+
 # -- the solver --------------------------------------------------------------------
 class PardisoSolver(DirectSolver):
     """MKL PARDISO, complex symmetric (matrix type 6) with the analysis reused.
@@ -357,32 +407,16 @@ class PardisoSolver(DirectSolver):
     # -- structure --------------------------------------------------------------
     def _csr_structure(self):
         """CSR (zero-based) of the matrix PARDISO sees, and where its values come from."""
-        n = self.system.n
         indptr, indices = self.system.pattern
-        nnz = indices.size
-        col = np.repeat(np.arange(n, dtype=np.int64), np.diff(indptr))
-        row = indices.astype(np.int64)
-        src = np.arange(nnz, dtype=np.int64)
         if self.mtype == 6:
-            # A symmetric: CSC of A is CSR of A^T = A; keep the upper triangle
-            r, c = col, row
-            keep = c >= r
-            r, c, src = r[keep], c[keep], src[keep]
-            # PARDISO needs every diagonal entry stored for symmetric types
-            has = np.zeros(n, dtype=bool)
-            has[r[r == c]] = True
-            miss = np.flatnonzero(~has)
-            if miss.size:
-                r = np.concatenate([r, miss])
-                c = np.concatenate([c, miss])
-                src = np.concatenate([src, np.full(miss.size, nnz, dtype=np.int64)])
-        else:
-            r, c = row, col
-        order = np.lexsort((c, r))
-        r, c, src = r[order], c[order], src[order]
+            return upper_triangle(indptr, indices, self.system.n)
+        n, nnz = self.system.n, indices.size
+        col = np.repeat(np.arange(n, dtype=np.int64), np.diff(indptr))
+        # CSR of A from its CSC: a stable sort on the rows keeps each row's columns sorted
+        order = np.argsort(indices, kind="stable")
         ia = np.zeros(n + 1, dtype=np.int64)
-        np.cumsum(np.bincount(r, minlength=n), out=ia[1:])
-        return ia, c, src
+        np.cumsum(np.bincount(indices, minlength=n), out=ia[1:])
+        return ia, col[order], np.arange(nnz, dtype=np.int64)[order]
 
     def _analyse(self):
         n, nnz = self.system.n, self.system.nnz

@@ -14,10 +14,9 @@ from __future__ import annotations
 from contextlib import contextmanager
 
 import numpy as np
-import scipy.sparse as sp
 
 from .. import _mkl, borrow_factors
-from ..pardiso import RealSymmetricPardiso
+from ..pardiso import RealSymmetricPardiso, upper_triangle
 from ..superlu import RealSymmetricSuperLU
 
 __all__ = ["FACTOR_BACKENDS", "ShiftedFactors", "factor_backend", "shifted_factors"]
@@ -66,21 +65,15 @@ class ShiftedFactors:
         self._F = None
 
     def _pattern(self):
-        """Upper-triangle pattern of K + M (full diagonal) and K, M values on it."""
-        K, M = self.system.K, self.system.M
-        n = K.shape[0]
-        P = sp.triu(abs(K) + abs(M) + sp.eye(n, format="csr"), format="csr")
-        P.sum_duplicates()
-        P.sort_indices()
-        rows = np.repeat(np.arange(n, dtype=np.int64), np.diff(P.indptr))
-        keys = rows * n + P.indices
+        """Upper triangle (full diagonal) of the System's pattern and K, M values on it."""
+        s = self.system
+        ia, ja, src = upper_triangle(*s.pattern, s.n)
         vals = []
-        for A in (K, M):
-            T = sp.triu(A, format="coo")
-            v = np.zeros(keys.size)
-            np.add.at(v, np.searchsorted(keys, T.row.astype(np.int64) * n + T.col), T.data)
-            vals.append(v)
-        return P.indptr, P.indices, vals[0], vals[1]
+        for v in (s.k_values, s.m_values):
+            ext = np.zeros(v.size + 1)  # src = nnz: an inserted diagonal entry, value 0
+            ext[:-1] = v
+            vals.append(ext[src])
+        return ia, ja, vals[0], vals[1]
 
     def factor(self, s):
         """The factorization of ``K - s M`` (object with ``solve``, ``n_negative``, ``name``)."""
