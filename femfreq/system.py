@@ -317,6 +317,8 @@ class System:
                 mask = None
             elif A.nnz == 0:
                 mask = (np.zeros(0, dtype=np.uint8), 0)
+            elif _is_diagonal(A) and _diagonal_positions(indptr, indices).size == self.n:
+                mask = "diagonal"  # a lumped mass: its entries are the pattern's diagonal
             else:
                 keys = _union_keys(indptr, indices, self.n) if keys is None else keys
                 mask = np.zeros(self.nnz, dtype=bool)
@@ -324,7 +326,7 @@ class System:
                 mask = (np.packbits(mask), A.nnz)
             data = A.data
             if name == "C" and A.nnz:
-                data = _proportional(A.data, mask, self.k_values, self.m_values)
+                data = _proportional(A.data, _positions(mask, indptr, indices), self.k_values, self.m_values)
             state[name] = (data, mask, A.indices.dtype.str, A.indptr.dtype.str)
         state["cached"] = {k: self.__dict__[k] for k in ("is_symmetric", "_frobenius_terms") if k in self.__dict__}
         return state
@@ -332,24 +334,24 @@ class System:
     def __setstate__(self, state: dict) -> None:
         set_ = object.__setattr__
         indptr, indices, indptr_type, index_type = state["pattern"]
-        indptr, indices = indptr.astype(indptr_type), indices.astype(index_type)
+        indptr, indices = indptr.astype(indptr_type, copy=False), indices.astype(index_type, copy=False)
         n, nnz = indptr.size - 1, indices.size
         set_(self, "pattern", (indptr, indices))
         for name, values_name in (("K", "k_values"), ("M", "m_values"), ("C", "c_values")):
             data, mask, a_index_type, a_indptr_type = state[name]
-            if mask is None:
-                mask_bool, a_indices, a_indptr = None, indices, indptr
+            where = _positions(mask, indptr, indices)  # of A's entries in the pattern (None: all)
+            if where is None:
+                a_indices, a_indptr = indices, indptr
             else:
-                mask_bool = np.unpackbits(mask[0], count=nnz).astype(bool) if mask[1] else np.zeros(nnz, bool)
-                counts = np.concatenate([[0], np.cumsum(mask_bool)])
-                a_indices, a_indptr = indices[mask_bool], counts[indptr]
+                a_indices, a_indptr = indices[where], np.searchsorted(where, indptr)
             if isinstance(data, tuple):  # proportional C
-                data = _from_proportional(data, mask_bool, self.k_values, self.m_values)
-            A = sp.csc_matrix((data, a_indices.astype(a_index_type), a_indptr.astype(a_indptr_type)),
+                data = _from_proportional(data, where, self.k_values, self.m_values)
+            A = sp.csc_matrix((data, a_indices.astype(a_index_type, copy=False),
+                               a_indptr.astype(a_indptr_type, copy=False)),
                               shape=(n, n))
-            values = data if mask_bool is None else np.zeros(nnz)
-            if mask_bool is not None:
-                values[mask_bool] = data
+            values = data if where is None else np.zeros(nnz)
+            if where is not None:
+                values[where] = data
             set_(self, name, A)
             set_(self, values_name, values)
         for name in ("b", "g", "name", "token", "base"):
@@ -540,35 +542,76 @@ def _narrow(a: np.ndarray) -> np.ndarray:
     return a
 
 
+def _is_diagonal(A) -> bool:
+    """True if the canonical CSC matrix ``A`` stores exactly its whole diagonal."""
+    n = A.shape[0]
+    return A.nnz == n and np.array_equal(A.indptr, np.arange(n + 1)) and np.array_equal(A.indices, np.arange(n))
+
+
+def _diagonal_positions(indptr, indices) -> np.ndarray:
+    """Positions of the diagonal entries in a canonical CSC pattern (fewer than n if some are absent)."""
+    n = indptr.size - 1
+    cols = np.repeat(np.arange(n, dtype=indices.dtype), np.diff(indptr))
+    return np.flatnonzero(indices == cols)
+
+
 def _union_keys(indptr, indices, n) -> np.ndarray:
     """Column-major int64 keys ``col * n + row`` of a canonical CSC pattern (sorted)."""
     cols = np.repeat(np.arange(n, dtype=np.int64), np.diff(indptr))
     return cols * n + indices
 
 
-def _proportional(data, mask, k_values, m_values):
+def _positions(mask, indptr, indices):
+    """A pickled entry mask as the sorted positions of the matrix's entries in the pattern
+    (None: every position)."""
+    if mask is None:
+        return None
+    if isinstance(mask, str):  # "diagonal"
+        return _diagonal_positions(indptr, indices)
+    packed, count = mask
+    if not count:
+        return np.zeros(0, dtype=np.int64)
+    return np.flatnonzero(np.unpackbits(packed, count=indices.size))
+
+
+def _proportional(data, where, k_values, m_values):
     """``C``'s values, or ``("alpha M + beta K", alpha, beta, fix positions, fix values)`` when
-    ``alpha m + beta k`` gives them bit for bit except at a few positions."""
-    sel = slice(None) if mask is None else np.unpackbits(mask[0], count=k_values.size).astype(bool)
+    ``alpha m + beta k`` gives them bit for bit except at a few positions. ``where``: the
+    positions of C's entries in the pattern (None: all)."""
+    sel = slice(None) if where is None else where
     k, m = k_values[sel], m_values[sel]
-    best = None
-    for alpha, beta in _candidate_coefficients(data, k, m):
-        bad = np.flatnonzero((alpha * m + beta * k).view(np.int64) != data.view(np.int64))
-        if best is None or bad.size < best[2].size:
-            best = (alpha, beta, bad)
-    if best is None or best[2].size > data.size // 8:
+    candidates = _candidate_coefficients(data, k, m)
+    if not candidates:
         return data
-    alpha, beta, bad = best
+    # the candidate that misses fewest of a sample, then every position checked for it alone
+    step = max(1, data.size // 20000)
+
+    def misses(alpha, beta, part=slice(None, None, step)):
+        return np.flatnonzero(_combine(alpha, beta, m[part], k[part]).view(np.int64) != data[part].view(np.int64))
+
+    alpha, beta = min(candidates, key=lambda ab: misses(*ab).size)
+    bad = misses(alpha, beta, slice(None))
+    if bad.size > data.size // 8:
+        return data
     return ("alpha M + beta K", alpha, beta, bad.astype(np.int32 if data.size < 2**31 else np.int64), data[bad])
 
 
-def _from_proportional(spec, mask, k_values, m_values):
+def _from_proportional(spec, where, k_values, m_values):
     """Inverse of :func:`_proportional`."""
     _, alpha, beta, bad, fixes = spec
-    sel = slice(None) if mask is None else mask
-    data = alpha * m_values[sel] + beta * k_values[sel]
+    sel = slice(None) if where is None else where
+    data = _combine(alpha, beta, m_values[sel], k_values[sel])
     data[bad] = fixes
     return data
+
+
+def _combine(alpha, beta, m, k):
+    """``alpha m + beta k`` (``beta k`` alone when alpha is 0: one array, not three; the
+    positions where that differs from C bit for bit, e.g. a signed zero, are fixed up)."""
+    out = np.multiply(k, beta)
+    if alpha:
+        out += alpha * m
+    return out
 
 
 def _candidate_coefficients(c, k, m, sample=20000):
