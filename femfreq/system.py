@@ -695,9 +695,30 @@ def _fit_proportional(system):
     cn = np.linalg.norm(c)
     if cn == 0:
         return 0.0, 0.0
-    X = np.column_stack([m, k])
-    coef, *_ = np.linalg.lstsq(X, c, rcond=None)
-    if np.linalg.norm(X @ coef - c) <= 1e-12 * cn:
+    def exact(alpha, beta):
+        return np.linalg.norm(alpha * m + beta * k - c) <= 1e-12 * cn
+
+    # the 2 x 2 normal equations of the columns scaled to unit norm (five dot products, not
+    # a least-squares solve over every entry); the exact-fit test decides, and the
+    # least-squares solve is the fallback when they were not accurate enough to pass it
+    mn, kn = np.linalg.norm(m), np.linalg.norm(k)
+    if mn > 0 and kn > 0:
+        mk = (m @ k) / (mn * kn)
+        G = np.array([[1.0, mk], [mk, 1.0]])
+        with np.errstate(all="ignore"):
+            try:
+                a, b_ = np.linalg.solve(G, [(m @ c) / mn, (k @ c) / kn])
+            except np.linalg.LinAlgError:
+                a = b_ = np.nan
+        if np.isfinite(a) and np.isfinite(b_):
+            # a term whose whole size is below the fit's tolerance is not determined by C:
+            # 0 (C = 0.004 K gives alpha = 0, not a rounding-sized alpha of either sign)
+            alpha = 0.0 if abs(a) <= 1e-12 * cn else a / mn
+            beta = 0.0 if abs(b_) <= 1e-12 * cn else b_ / kn
+            if exact(alpha, beta):
+                return float(alpha), float(beta)
+    coef, *_ = np.linalg.lstsq(np.column_stack([m, k]), c, rcond=None)
+    if exact(coef[0], coef[1]):
         return float(coef[0]), float(coef[1])
     return None
 

@@ -131,6 +131,10 @@ def test_proportional_damping_is_recognised_and_a_general_c_is_fitted():
     assert alpha == pytest.approx(0.3, rel=1e-12) and beta == pytest.approx(0.002, rel=1e-12)
     assert fitted_damping(prop) == (alpha, beta)
     assert proportional_damping(System(K=K, C=None, M=M, b=b)) == (0.0, 0.0)
+    # stiffness-proportional at the satellite's scales (K ~ 1e8, M ~ 1e-3): alpha is 0, not
+    # a rounding-sized number of either sign
+    big = System(K=1e8 * K, C=0.004 * (1e8 * K), M=1e-3 * M, b=b)
+    assert proportional_damping(big)[0] == 0.0 and proportional_damping(big)[1] == pytest.approx(0.004, rel=1e-12)
     general = System(K=K, C=0.3 * M + 0.002 * K + sp.diags([1e-3] + [0.0] * (n - 1), format="csr"), M=M, b=b)
     assert proportional_damping(general) is None
     a, bt = fitted_damping(general)  # least squares: close to, not equal to, the proportional part
