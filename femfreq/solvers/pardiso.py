@@ -436,6 +436,7 @@ class PardisoSolver(DirectSolver):
             ext[:-1] = v
             parts.append(ext[src])
         self._k, self._c, self._m = parts
+        self._has_c = bool(np.any(self._c))
         self._tmp = np.empty(src.size)
         self._a = np.empty(src.size, dtype=np.complex128)
         iparm = np.zeros(64, dtype=itype)
@@ -501,13 +502,23 @@ class PardisoSolver(DirectSolver):
     def _fill(self, omega):
         """``A(omega)``'s values on PARDISO's pattern, into ``self._a`` (no allocation)."""
         re, im, tmp = self._a.real, self._a.imag, self._tmp
-        # A = (1 + i g) K + i w C - w^2 M
+        # A = (1 + i g) K + i w C - w^2 M; a term that is 0 everywhere (no C, g = 0) is skipped
         np.multiply(self._m, -omega * omega, out=tmp)
         np.add(tmp, self._k, out=re)
-        np.multiply(self._k, self.system.g, out=tmp)
-        im[...] = tmp
-        np.multiply(self._c, omega, out=tmp)
-        im += tmp
+        g, has_c = self.system.g, self._has_c
+        if g and has_c:
+            np.multiply(self._k, g, out=tmp)
+            im[...] = tmp
+            np.multiply(self._c, omega, out=tmp)
+            im += tmp
+        elif g:
+            np.multiply(self._k, g, out=tmp)
+            im[...] = tmp
+        elif has_c:
+            np.multiply(self._c, omega, out=tmp)
+            im[...] = tmp
+        else:
+            im[...] = 0.0
 
     # -- calls ----------------------------------------------------------------------
     def _call(self, phase, B, X, nrhs, omega=None):
