@@ -438,9 +438,9 @@ def frequency_grid(spec, *, system=None):
     >>> frequency_grid("log:1:1000:4")
     array([   1.,   10.,  100., 1000.])
     """
-    if isinstance(spec, str) and spec.strip().lower().startswith("auto"):
-        from . import grid  # the eigen-analysis only when asked for
+    from . import grid  # here: femfreq.grid loads the model side, not needed to read a spectrum
 
+    if grid.is_auto(spec):
         auto = grid.parse_auto(spec)
         if system is None:
             raise ValueError(f"frequency spec {spec!r} is resolved on a model: pass system=, or give it to "

@@ -338,3 +338,16 @@ def test_integer_arguments_refuse_floats_and_booleans():
             call()
     with pytest.raises(ValueError, match=r"delay must be finite and >= 0 \(got -0.1\)"):
         pyroshock(delay=-0.1)
+
+
+def test_a_spec_is_auto_exactly_when_grid_is_auto_says_so():
+    from femfreq.grid import is_auto
+    from femfreq.spectra import frequency_grid
+
+    # "automatic:..." is not the auto family (femfreq.solve's resume test agrees): a range error
+    assert not is_auto("automatic:1:2")
+    with pytest.raises(ValueError, match="frequency range 'automatic:1:2'"):
+        frequency_grid("automatic:1:2")
+    assert is_auto(" Auto :1:100")
+    with pytest.raises(ValueError, match="resolved on a model"):
+        frequency_grid(" Auto :1:100")
