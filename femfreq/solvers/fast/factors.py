@@ -65,9 +65,11 @@ class ShiftedFactors:
         self._F = None
 
     def _pattern(self):
-        """Upper triangle (full diagonal) of the System's pattern and K, M values on it."""
+        """Upper triangle (full diagonal) of the System's pattern where K or M has a non-zero,
+        and K, M values on it. An entry zero in both (an explicit zero of K, a C-only entry) is
+        zero at every shift: left out, it neither fills the factor nor changes its ordering."""
         s = self.system
-        ia, ja, src = upper_triangle(*s.pattern, s.n)
+        ia, ja, src = upper_triangle(*s.pattern, s.n, keep=(s.k_values != 0) | (s.m_values != 0))
         vals = []
         for v in (s.k_values, s.m_values):
             ext = np.zeros(v.size + 1)  # src = nnz: an inserted diagonal entry, value 0
