@@ -20,7 +20,8 @@ from femfreq.solvers import (
     solve_certified,
 )
 from femfreq.solvers import CACHE_SIZE
-from femfreq.solvers.pardiso import PardisoError, PardisoSolver, mkl_memory_bytes, pardiso_available, upper_triangle
+from femfreq.solvers._structure import upper_triangle
+from femfreq.solvers.pardiso import PardisoError, PardisoSolver, mkl_memory_bytes, pardiso_available
 from femfreq.solvers.superlu import SuperLUSolver
 from femfreq.system import System
 
@@ -495,7 +496,8 @@ def test_a_kept_real_factorization_solves_right_whatever_threads_the_next_caller
     way round): PARDISO then returned garbage (residual 5.8 / 630 here) and the sweep
     failed. The factorization keeps the thread count of its analysis."""
     from femfreq.model import load_model
-    from femfreq.solvers.pardiso import RealSymmetricPardiso, mkl_threads
+    from femfreq.solvers.pardiso import mkl_threads
+    from femfreq.solvers.pardiso_real import RealSymmetricPardiso
 
     K, _, M, b = load_model("satellite", level=1).matrices()
     P = sp.triu(abs(K) + abs(M) + sp.eye(K.shape[0]), format="csr")

@@ -1,6 +1,6 @@
 """Real symmetric factorizations of ``K - s M`` for the shifts of the fast sweep.
 
-PARDISO (matrix type -2, through :class:`~femfreq.solvers.pardiso.RealSymmetricPardiso`)
+PARDISO (matrix type -2, through :class:`~femfreq.solvers.pardiso_real.RealSymmetricPardiso`)
 when MKL loads: the ordering and symbolic analysis of the pattern of ``K + M`` is
 done once and every further shift costs a numerical factorization, with the
 inertia (Sturm count) for free. Without MKL (or ``FEMFREQ_NO_MKL=1``), SuperLU
@@ -16,7 +16,8 @@ from contextlib import contextmanager
 import numpy as np
 
 from .. import _mkl, borrow_factors
-from ..pardiso import RealSymmetricPardiso, upper_triangle
+from .._structure import upper_triangle
+from ..pardiso_real import RealSymmetricPardiso
 from ..superlu import RealSymmetricSuperLU
 
 __all__ = ["FACTOR_BACKENDS", "ShiftedFactors", "factor_backend", "shifted_factors"]
