@@ -22,8 +22,7 @@ def lean_state(system) -> dict:
     state["output_dofs"] = _narrow(system.output_dofs)
     state["pattern"] = (_narrow(indptr), _narrow(indices), indptr.dtype.str, indices.dtype.str)
     keys = None
-    for name, A, union in (("K", system.K, system.k_values), ("M", system.M, system.m_values),
-                           ("C", system.C, system.c_values)):
+    for name, A in (("K", system.K), ("M", system.M), ("C", system.C)):
         if A.nnz == system.nnz:
             mask = None
         elif A.nnz == 0:

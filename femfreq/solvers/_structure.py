@@ -58,3 +58,14 @@ def upper_triangle(indptr, indices, n, keep=None):
     ia = np.zeros(n + 1, dtype=np.int64)
     np.cumsum(counts, out=ia[1:])
     return ia, ja, src
+
+
+def values_on(src, *values):
+    """Each array of per-entry ``values`` taken at ``src`` from :func:`upper_triangle` (0 at
+    an inserted diagonal entry, ``src == len(values)``)."""
+    out = []
+    for v in values:
+        ext = np.zeros(v.size + 1)
+        ext[:-1] = v
+        out.append(ext[src])
+    return out

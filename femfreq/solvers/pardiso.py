@@ -25,7 +25,7 @@ import numpy as np
 
 from ..errors import PardisoError, SingularMatrixError, SolverUnavailableError
 from . import _mkl
-from ._structure import upper_triangle
+from ._structure import upper_triangle, values_on
 from .base import DirectSolver, _describe
 
 __all__ = ["PardisoError", "PardisoSolver", "mkl_memory_bytes", "mkl_threads",
@@ -365,7 +365,7 @@ class PardisoSolver(DirectSolver):
             # out, it does not fill the factor (level 7: 22,276 of 8.6 M entries, 2.8 % fewer flops)
             return upper_triangle(indptr, indices, s.n, keep=(s.k_values != 0) | (s.c_values != 0)
                                   | (s.m_values != 0))
-        n, nnz = self.system.n, indices.size
+        n, nnz = s.n, indices.size
         col = np.repeat(np.arange(n, dtype=np.int64), np.diff(indptr))
         # CSR of A from its CSC: a stable sort on the rows keeps each row's columns sorted
         order = np.argsort(indices, kind="stable")
@@ -385,12 +385,8 @@ class PardisoSolver(DirectSolver):
         self._ja = ja.astype(itype)
         # K, C, M values on PARDISO's pattern (inserted diagonals: 0), so that each
         # frequency fills A's values in place with no temporary of the full pattern
-        parts = []
-        for v in (self.system.k_values, self.system.c_values, self.system.m_values):
-            ext = np.zeros(nnz + 1)
-            ext[:-1] = v
-            parts.append(ext[src])
-        self._k, self._c, self._m = parts
+        s = self.system
+        self._k, self._c, self._m = values_on(src, s.k_values, s.c_values, s.m_values)
         self._has_c = bool(np.any(self._c))
         self._tmp = np.empty(src.size)
         self._a = np.empty(src.size, dtype=np.complex128)
@@ -460,18 +456,14 @@ class PardisoSolver(DirectSolver):
         # A = (1 + i g) K + i w C - w^2 M; a term that is 0 everywhere (no C, g = 0) is skipped
         np.multiply(self._m, -omega * omega, out=tmp)
         np.add(tmp, self._k, out=re)
-        g, has_c = self.system.g, self._has_c
-        if g and has_c:
-            np.multiply(self._k, g, out=tmp)
-            im[...] = tmp
-            np.multiply(self._c, omega, out=tmp)
-            im += tmp
-        elif g:
-            np.multiply(self._k, g, out=tmp)
-            im[...] = tmp
-        elif has_c:
-            np.multiply(self._c, omega, out=tmp)
-            im[...] = tmp
+        g = self.system.g
+        if g:
+            np.multiply(self._k, g, out=im)
+            if self._has_c:
+                np.multiply(self._c, omega, out=tmp)
+                im += tmp
+        elif self._has_c:
+            np.multiply(self._c, omega, out=im)
         else:
             im[...] = 0.0
 

@@ -13,10 +13,9 @@ from __future__ import annotations
 
 from contextlib import contextmanager
 
-import numpy as np
 
 from .. import _mkl, borrow_factors
-from .._structure import upper_triangle
+from .._structure import upper_triangle, values_on
 from ..pardiso_real import RealSymmetricPardiso
 from ..superlu import RealSymmetricSuperLU
 
@@ -71,12 +70,7 @@ class ShiftedFactors:
         zero at every shift: left out, it neither fills the factor nor changes its ordering."""
         s = self.system
         ia, ja, src = upper_triangle(*s.pattern, s.n, keep=(s.k_values != 0) | (s.m_values != 0))
-        vals = []
-        for v in (s.k_values, s.m_values):
-            ext = np.zeros(v.size + 1)  # src = nnz: an inserted diagonal entry, value 0
-            ext[:-1] = v
-            vals.append(ext[src])
-        return ia, ja, vals[0], vals[1]
+        return (ia, ja, *values_on(src, s.k_values, s.m_values))
 
     def factor(self, s):
         """The factorization of ``K - s M`` (object with ``solve``, ``n_negative``, ``name``)."""
