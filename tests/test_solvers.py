@@ -522,6 +522,25 @@ def test_a_kept_real_factorization_solves_right_whatever_threads_the_next_caller
     assert np.linalg.norm(A @ x - b.real) <= 1e-10 * np.linalg.norm(b.real)
 
 
+@needs_pardiso
+def test_real_symmetric_pardiso_close_survives_a_failed_release(monkeypatch):
+    from femfreq.solvers import pardiso_real
+    from femfreq.solvers.pardiso_real import RealSymmetricPardiso
+
+    A = sp.triu(sp.diags([-1.0, 4.0, -1.0], [-1, 0, 1], shape=(6, 6)), format="csr")
+    F = RealSymmetricPardiso(A.indptr, A.indices, A.data)
+    pt = F._pt.copy()
+    real = pardiso_real._pardiso
+    monkeypatch.setattr(pardiso_real, "_pardiso", lambda *a, **k: -1 if a[3] == -1 else real(*a, **k))
+    F.close()  # a release that fails is not raised from close (nor from the finaliser)
+    F.close()
+    assert not np.any(F._pt)
+    monkeypatch.setattr(pardiso_real, "_pardiso", real)
+    F._pt[:] = pt  # free it for real
+    F._alive = True
+    F.close()
+
+
 @settings(max_examples=60, deadline=None)
 @given(n=st.integers(1, 12), density=st.floats(0.0, 0.6), diag=st.floats(0.0, 1.0), seed=st.integers(0, 2**31))
 def test_upper_triangle_matches_scipy_triu_with_the_whole_diagonal(n, density, diag, seed):

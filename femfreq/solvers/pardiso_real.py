@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..errors import PardisoError
 from . import _mkl
 from .pardiso import _error, _pardiso
 
