@@ -544,6 +544,7 @@ def _fit_proportional(system):
     cn = np.linalg.norm(c)
     if cn == 0:
         return 0.0, 0.0
+
     def exact(alpha, beta):
         return np.linalg.norm(alpha * m + beta * k - c) <= 1e-12 * cn
 
