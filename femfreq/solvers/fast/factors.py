@@ -13,7 +13,6 @@ from __future__ import annotations
 
 from contextlib import contextmanager
 
-
 from .. import _mkl, borrow_factors
 from .._structure import upper_triangle, values_on
 from ..pardiso_real import RealSymmetricPardiso
