@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -17,6 +18,7 @@ from distributed import Security
 
 from femfreq import execute as cluster
 from femfreq.errors import ClusterError
+from femfreq.execute._quiet_close import QuietClose
 from femfreq.execute.ssh import _ssh_logging_config
 from femfreq._cli.main import main
 from femfreq.execute import make_security, open_client, read_hostfile, run_on_dask
@@ -25,6 +27,7 @@ from femfreq.execute.task import solve_chunk
 from femfreq.options import SSH, Direct, JobQueue, Local, Scheduler, cluster_from
 from helpers import assemble
 
+ROOT = Path(__file__).resolve().parents[1]
 
 from operator import add  # importable on every worker, unlike a function of this module
 
@@ -314,6 +317,53 @@ def _ssh(sshd, hostfile, **fields):
     return SSH(hostfile, **settings)
 
 
+# A worker that closes while a heartbeat waits for the scheduler's answer logs "Failed to
+# communicate with scheduler during heartbeat" with two tracebacks (dask/distributed#7105):
+# the end of a sweep that went well printed one in CI. This scheduler answers every
+# heartbeat 0.3 s late and asks for the next at once, so one is always in flight.
+_HEARTBEAT_IN_FLIGHT = """
+import asyncio
+import time
+
+from femfreq.execute import open_client
+from femfreq.options import Local
+
+
+def slow_heartbeats(dask_scheduler):
+    answer = dask_scheduler.handlers["heartbeat_worker"]
+    dask_scheduler.femfreq_slow = 0
+
+    async def slow(*args, **kwargs):
+        await asyncio.sleep(0.3)
+        dask_scheduler.femfreq_slow += 1
+        response = answer(*args, **kwargs)
+        if isinstance(response, dict) and "heartbeat-interval" in response:
+            response["heartbeat-interval"] = 0.001
+        return response
+
+    dask_scheduler.handlers["heartbeat_worker"] = slow
+
+
+if __name__ == "__main__":
+    with open_client(Local(n_workers=2)) as client:
+        client.run_on_scheduler(slow_heartbeats)
+        time.sleep(2.0)  # a worker's first heartbeat comes 1 s after its start
+        print(client.run_on_scheduler(lambda dask_scheduler: dask_scheduler.femfreq_slow))
+"""
+
+
+def test_local_cluster_closes_quietly_with_a_heartbeat_in_flight(tmp_path):
+    script = tmp_path / "in_flight.py"
+    script.write_text(_HEARTBEAT_IN_FLIGHT, encoding="utf-8")
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
+    proc = subprocess.run([sys.executable, script.name], cwd=tmp_path, env=env, capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    assert int(proc.stdout.split()[-1]) >= 4  # the slow answers did happen: both workers, twice or more
+    assert "Traceback" not in proc.stderr and "heartbeat" not in proc.stderr, proc.stderr[-4000:]
+
+
 def test_hostfile_cluster_over_ssh_with_tls(sshd, tmp_path, caplog):
     from femfreq.system import System
     import scipy.sparse as sp
@@ -343,6 +393,7 @@ def test_hostfile_cluster_over_ssh_with_tls(sshd, tmp_path, caplog):
         client.run_on_scheduler(flood)
         client.run(flood)
         assert client.submit(add, 1, 2).result(timeout=30) == 3
+        assert all(client.run(lambda dask_worker: QuietClose.name in dask_worker.plugins).values())
         results = list(run_on_dask(client, system, tasks, method=Direct(solver="superlu")))
         deadline = time.monotonic() + 30
         while sum("flood 1023 " in r.getMessage() for r in caplog.records) < 3 and time.monotonic() < deadline:
@@ -371,9 +422,11 @@ def test_jobqueue_cluster_builds_a_job_script_and_keeps_replicas():
         policies = client.run_on_scheduler(
             lambda dask_scheduler: [type(p).__name__ for p in dask_scheduler.extensions["amm"].policies]
         )
+        plugins = client.run_on_scheduler(lambda dask_scheduler: list(dask_scheduler.worker_plugins))
     assert "#SBATCH -p short" in script and "#SBATCH -t 01:00:00" in script
     assert "--nthreads 1" in script and "distributed.cli.dask_worker" in script
     assert "ReduceReplicas" not in policies
+    assert QuietClose.name in plugins  # for the jobs that join later
 
 
 # -- SSH start-up under a quiet dask log config (issue 3) -------------------------------

@@ -354,6 +354,8 @@ def _local_client(where, *, worker_bytes=None, what="the sweep"):
     import dask
     from distributed import Client, LocalCluster
 
+    from ._quiet_close import register_quiet_close
+
     n_workers, threads = _local_plan(where, worker_bytes, what)
     security = where.security
     dashboard = bool(where.dashboard) and _have_bokeh()
@@ -380,6 +382,7 @@ def _local_client(where, *, worker_bytes=None, what="the sweep"):
             if not security and not _is_loopback(where.host):
                 _warn_open(client, where.host)
             _wait_for_workers(client, n_workers, where.timeout, "the local cluster")
+            register_quiet_close(client)
             _announce(client, f"local dask cluster ({n_workers} workers x {threads} threads)")
             yield client
     finally:
@@ -460,6 +463,8 @@ def _jobqueue_client(where):
     import dask
     from distributed import Client
 
+    from ._quiet_close import register_quiet_close
+
     if where.kind not in _JOBQUEUE_CLASSES:
         raise ValueError(f"unknown job queue {where.kind!r}; pick one of {sorted(_JOBQUEUE_CLASSES)}")
     try:
@@ -486,6 +491,7 @@ def _jobqueue_client(where):
         with Client(cluster, security=where.security or None, timeout=where.timeout) as client:
             if where.n_workers:
                 _wait_for_workers(client, where.n_workers, where.timeout, f"the {where.kind} job queue")
+            register_quiet_close(client)
             _announce(client, f"{where.kind} dask cluster ({where.n_workers} jobs)")
             yield client
     finally:

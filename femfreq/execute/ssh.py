@@ -219,6 +219,8 @@ def ssh_client(where):
     """
     from distributed import Client
 
+    from ._quiet_close import register_quiet_close
+
     try:
         import asyncssh  # noqa: F401
     except ImportError as exc:
@@ -230,6 +232,7 @@ def ssh_client(where):
         _drain_remote_output(cluster)
         with Client(cluster, security=security or None, timeout=where.timeout) as client:
             _wait_for_workers(client, len(hosts), where.timeout, f"the SSH cluster of {where.hostfile}")
+            register_quiet_close(client)
             _announce(client, f"SSH dask cluster ({len(hosts)} workers, {'TLS' if security else 'no TLS'})")
             yield client
     finally:
