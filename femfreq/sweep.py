@@ -128,85 +128,88 @@ def solve(
     method = as_method(method)
     where = as_cluster(cluster)
     calibration = _calibration(where)  # a bad calibration file fails before any work
-    system, model = _build_system(model_or_K, C, M, b, g=g, output_dofs=output_dofs)
-    freqs, P, history = _frequencies_and_load(model, freqs_hz, load, system)
-    if resume and out is not None and is_auto(freqs_hz):
-        freqs = _results.frequencies_to_resume(out, freqs)  # recomputed from the modes: rounding differs
-    base = None
-    if system.base is not None:  # the load spectrum is the base acceleration; P = a_b (1 + alpha / (i w))
-        base = {"direction": system.base.direction, "acceleration": P, "influence": system.base.influence}
-        P = P * system.base.load_factor(2 * np.pi * freqs)
-    _check_frequency_scale(system, freqs)
-    outputs = _outputs(system, model)
-    fingerprint = _fingerprint(system, method)
+    with contextlib.ExitStack() as stack:  # a cluster started early (with the System) closes last
+        system, model, client = _system_and_client(stack, model_or_K, C, M, b, g=g, output_dofs=output_dofs,
+                                                   where=where, method=method, resume=resume)
+        freqs, P, history = _frequencies_and_load(model, freqs_hz, load, system)
+        if resume and out is not None and is_auto(freqs_hz):
+            freqs = _results.frequencies_to_resume(out, freqs)  # recomputed from the modes: rounding differs
+        base = None
+        if system.base is not None:  # the load spectrum is the base acceleration; P = a_b (1 + alpha / (i w))
+            base = {"direction": system.base.direction, "acceleration": P, "influence": system.base.influence}
+            P = P * system.base.load_factor(2 * np.pi * freqs)
+        _check_frequency_scale(system, freqs)
+        outputs = _outputs(system, model)
+        fingerprint = _fingerprint(system, method)
 
-    file_attrs = {
-        "method": method.name,
-        "solver": method.solver,
-        "tol": float(method.tol),
-        "model_name": getattr(model, "name", system.name),
-        "n_dof": system.n,
-        "g": system.g,
-    }
-    if history is not None:
-        file_attrs.update(dt=history.dt, n_fft=history.n_fft)
-    file_attrs.update(attrs or {})
-    model_summary = model.summary() if model is not None else {"n_dof": system.n, "nnz": system.nnz}
+        file_attrs = {
+            "method": method.name,
+            "solver": method.solver,
+            "tol": float(method.tol),
+            "model_name": getattr(model, "name", system.name),
+            "n_dof": system.n,
+            "g": system.g,
+        }
+        if history is not None:
+            file_attrs.update(dt=history.dt, n_fft=history.n_fft)
+        file_attrs.update(attrs or {})
+        model_summary = model.summary() if model is not None else {"n_dof": system.n, "nnz": system.nnz}
 
-    tmpdir = None
-    if out is None:
-        if resume:
-            raise ValueError("resume=True needs the result file to resume: pass out=...")
-        tmpdir = tempfile.TemporaryDirectory(prefix="femfreq-")
-        path = Path(tmpdir.name) / "sweep.h5"
-    else:
-        path = Path(out)
-    try:
-        with _results.ResultWriter.create(
-            path,
-            freqs_hz=freqs,
-            load_spectrum=P,
-            outputs=outputs,
-            attrs=file_attrs,
-            model=model_summary,
-            resume=resume,
-            overwrite=overwrite,
-            fingerprint=fingerprint,
-            defer=True,  # nothing on disk until the first chunk is solved
-            base=base,
-        ) as writer:
-            todo = np.flatnonzero(~np.asarray(writer.done, dtype=bool))
-            bar = _Progress(progress, freqs.size, freqs.size - todo.size, f"sweep {file_attrs['model_name']}")
-            try:
-                if todo.size:
-                    chunks = _chunks(system, todo, freqs, P, method, where, calibration, _recipe(model, system, where))
-                    try:
-                        for chunk in chunks:
-                            writer.write_chunk(chunk)
-                            bar.update(chunk)
-                    except ClusterError as exc:
-                        if isinstance(exc, SweepInterrupted):
-                            raise
-                        raise SweepInterrupted(
-                            f"the dask cluster failed mid-sweep: {exc}",
-                            path=path if out is not None and writer.on_disk else None,
-                            done=int(np.count_nonzero(writer.done)), total=freqs.size,
-                        ) from exc
-            finally:
-                bar.close()
-            if history is not None:
-                from . import spectra
+        tmpdir = None
+        if out is None:
+            if resume:
+                raise ValueError("resume=True needs the result file to resume: pass out=...")
+            tmpdir = tempfile.TemporaryDirectory(prefix="femfreq-")
+            path = Path(tmpdir.name) / "sweep.h5"
+        else:
+            path = Path(out)
+        try:
+            with _results.ResultWriter.create(
+                path,
+                freqs_hz=freqs,
+                load_spectrum=P,
+                outputs=outputs,
+                attrs=file_attrs,
+                model=model_summary,
+                resume=resume,
+                overwrite=overwrite,
+                fingerprint=fingerprint,
+                defer=True,  # nothing on disk until the first chunk is solved
+                base=base,
+            ) as writer:
+                todo = np.flatnonzero(~np.asarray(writer.done, dtype=bool))
+                bar = _Progress(progress, freqs.size, freqs.size - todo.size, f"sweep {file_attrs['model_name']}")
+                try:
+                    if todo.size:
+                        chunks = _chunks(system, todo, freqs, P, method, where, calibration,
+                                         _recipe(model, system, where), client=client)
+                        try:
+                            for chunk in chunks:
+                                writer.write_chunk(chunk)
+                                bar.update(chunk)
+                        except ClusterError as exc:
+                            if isinstance(exc, SweepInterrupted):
+                                raise
+                            raise SweepInterrupted(
+                                f"the dask cluster failed mid-sweep: {exc}",
+                                path=path if out is not None and writer.on_disk else None,
+                                done=int(np.count_nonzero(writer.done)), total=freqs.size,
+                            ) from exc
+                finally:
+                    bar.close()
+                if history is not None:
+                    from . import spectra
 
-                response = writer.result().response  # every row, including resumed ones
-                x_t = spectra.to_time(np.nan_to_num(response), history.n_fft, axis=0)
-                writer.write_time(history.t(), x_t)
-            writer.finish()
-            result = writer.result()  # from the file this writer still holds locked
-        _warn_uncertified(result, method.tol)
-        return result
-    finally:
-        if tmpdir is not None:
-            tmpdir.cleanup()
+                    response = writer.result().response  # every row, including resumed ones
+                    x_t = spectra.to_time(np.nan_to_num(response), history.n_fft, axis=0)
+                    writer.write_time(history.t(), x_t)
+                writer.finish()
+                result = writer.result()  # from the file this writer still holds locked
+            _warn_uncertified(result, method.tol)
+            return result
+        finally:
+            if tmpdir is not None:
+                tmpdir.cleanup()
 
 
 def _calibration(where):
@@ -235,8 +238,11 @@ def _recipe(model, system, where):
     return recipe
 
 
-def _chunks(system, todo, freqs, P, method, where, calibration, recipe=None):
-    """Plan the frequencies ``todo`` and yield their ChunkResults, serially or on dask."""
+def _chunks(system, todo, freqs, P, method, where, calibration, recipe=None, client=None):
+    """Plan the frequencies ``todo`` and yield their ChunkResults, serially or on dask.
+
+    ``client``: one already open on ``where`` (:func:`_system_and_client`), else one is opened here.
+    """
     from . import plan
 
     if isinstance(where, Serial):
@@ -254,8 +260,10 @@ def _chunks(system, todo, freqs, P, method, where, calibration, recipe=None):
     from .execute import open_client, run_on_dask
 
     # the worker plan (how many fit in memory) knows what one worker will hold for this model
-    with open_client(where, worker_bytes=plan.worker_memory_bytes(system.n, system.nnz, method),
-                     what=f"{system.name or 'the model'} ({system.n:,} DOF, {method.name})") as client:
+    opened = (open_client(client) if client is not None else
+              open_client(where, worker_bytes=plan.worker_memory_bytes(system.n, system.nnz, method),
+                          what=_what(system.name, system.n, method)))
+    with opened as client:
         def tasks(system_future):  # planned once the System is on the workers
             workers = list(client.scheduler_info().get("workers", {}))
             n = max(1, len(workers))
@@ -323,17 +331,62 @@ def _frequencies_and_load(model, freqs_hz, load, system):
     return load.freqs_hz(), load.spectrum(), load
 
 
+def _what(name, n, method) -> str:
+    """The model as a refused worker plan names it."""
+    return f"{name or 'the model'} ({n:,} DOF, {method.name})"
+
+
+def _system_and_client(stack, model_or_K, C, M, b, *, g, output_dofs, where, method, resume):
+    """The System, its model (or None) and a client already open on ``where`` (or None).
+
+    Starting an embedded cluster is ~1-1.5 s of waiting for its worker processes, and
+    building a large model's System takes as long (1.7 s at satellite level 7). For a
+    :class:`~femfreq.model.Model` swept on a :class:`~femfreq.options.Local` cluster the
+    cluster therefore starts here, on ``stack``, while a helper thread builds the System;
+    the worker plan comes from the model's size (:meth:`~femfreq.model.Model.pattern_nnz`
+    bounds the System's entries). Not for a resume: its file may need no cluster at all,
+    and a file of another model must be refused before one starts. A build that fails
+    raises once the cluster is open; ``stack`` then closes it.
+    """
+    from .model import Model  # local: keeps femfreq.sweep importable on its own
+
+    if not (isinstance(model_or_K, Model) and isinstance(where, Local) and not resume):
+        return (*_build_system(model_or_K, C, M, b, g=g, output_dofs=output_dofs), None)
+    _check_model_arguments(model_or_K, C, M, b, output_dofs)
+    from concurrent.futures import ThreadPoolExecutor
+
+    from . import plan
+    from .execute import open_client
+
+    model = model_or_K
+    pool = ThreadPoolExecutor(1, thread_name_prefix="femfreq-system")
+    try:
+        build = pool.submit(_build_system, model, C, M, b, g=g, output_dofs=output_dofs)
+        client = stack.enter_context(open_client(
+            where, worker_bytes=plan.worker_memory_bytes(model.n_free, model.pattern_nnz(), method),
+            what=_what(model.name, model.n_free, method)))
+        system, model = build.result()
+    finally:
+        pool.shutdown(wait=False)  # an error while the cluster starts need not wait for the build
+    return system, model, client
+
+
+def _check_model_arguments(model_or_K, C, M, b, output_dofs):
+    """A Model or System comes without the matrices' arguments."""
+    kind = type(model_or_K).__name__
+    if any(v is not None for v in (C, M, b)):
+        raise TypeError(f"give either a {kind} or the matrices K, C, M, b, not both")
+    if output_dofs is not None:
+        raise TypeError(f"output_dofs comes from the {kind}; set its outputs instead")
+
+
 def _build_system(model_or_K, C, M, b, *, g, output_dofs):
     """A System, the model it came from (or None), and the output description."""
     from .model import Model  # local: keeps femfreq.sweep importable on its own
 
     model = None
     if isinstance(model_or_K, (Model, System)):
-        kind = type(model_or_K).__name__
-        if any(v is not None for v in (C, M, b)):
-            raise TypeError(f"give either a {kind} or the matrices K, C, M, b, not both")
-        if output_dofs is not None:
-            raise TypeError(f"output_dofs comes from the {kind}; set its outputs instead")
+        _check_model_arguments(model_or_K, C, M, b, output_dofs)
         if isinstance(model_or_K, Model):
             model = model_or_K
             system = model.system()

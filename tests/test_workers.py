@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
 
 import numpy as np
@@ -114,6 +116,41 @@ def test_solve_refuses_a_local_cluster_smaller_than_one_worker_process():
         femfreq.solve(square_truss(n=3), freqs_hz=[1.0, 2.0], cluster=Local(memory_limit="50MB", dashboard=False),
                       progress=False)
     assert _children() <= before
+
+
+
+def test_a_model_whose_system_fails_while_its_cluster_starts_leaves_nothing_behind(tmp_path, caplog):
+    """A Model's System is built while its embedded cluster starts: a build that fails
+    raises its own error, closes the cluster and writes no file."""
+    import dataclasses
+
+    import femfreq
+
+    import psutil
+
+    def workers():  # multiprocessing's resource tracker stays for the life of this process: not a worker
+        found = set()
+        for child in psutil.Process().children(recursive=True):
+            with contextlib.suppress(psutil.NoSuchProcess):
+                if "resource_tracker" not in " ".join(child.cmdline()):
+                    found.add(child.pid)
+        return found
+
+    model = dataclasses.replace(square_truss(n=3), b_full=None)  # no load, no base: no System
+    before = workers()
+    caplog.set_level(logging.INFO, logger="femfreq.execute")
+    with pytest.raises(ValueError, match="has no load"):
+        femfreq.solve(model, freqs_hz=[1.0, 2.0], cluster=Local(n_workers=1, dashboard=False),
+                      out=tmp_path / "r.h5", progress=False)
+    assert any("local dask cluster" in r.getMessage() for r in caplog.records)  # it had started, and closed
+    assert workers() <= before
+    assert not (tmp_path / "r.h5").exists()
+
+
+def test_model_pattern_bound_is_a_tight_upper_bound():
+    model = square_truss(n=5)
+    nnz = model.system().nnz
+    assert nnz <= model.pattern_nnz() <= 1.05 * nnz + 16  # free-free: only the fixed DOF's entries differ
 
 
 @pytest.mark.parametrize("value, message", [("lots", "memory_limit must be bytes or a size"),

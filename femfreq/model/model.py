@@ -326,6 +326,15 @@ class Model:
         """Number of free (reduced) DOF."""
         return self._free.size
 
+    def pattern_nnz(self) -> int:
+        """An upper bound of the stored entries of :meth:`system`'s matrices, without building them.
+
+        Each node's 2 x 2 block and the two off-diagonal 2 x 2 blocks of each rod: the
+        exact count less the entries of fixed DOF. What a worker plan needs before the
+        System exists (:func:`femfreq.plan.worker_memory_bytes`).
+        """
+        return 4 * self.n_nodes + 8 * self.n_rods
+
     @property
     def lengths(self) -> np.ndarray:
         """(m,) rod lengths."""
