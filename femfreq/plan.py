@@ -265,7 +265,7 @@ def needs_mode_weights(system, method, freqs_hz) -> bool:
 
 def _lightly_damped(system, f_max) -> bool:
     """True if modes near ``f_max`` are underdamped (viscous C small against K)."""
-    k, c = (_max_abs(system.k_values), _max_abs(system.c_values))
+    k, c = _max_abs(system.k_values), _max_abs(system.c_values)
     # C ~ beta K gives a damping ratio ~ beta pi f: overdamped beyond 1 / (beta pi)
     return k == 0 or c / k * np.pi * f_max < 1.0
 

@@ -327,12 +327,8 @@ class Model:
         return self._free.size
 
     def pattern_nnz(self) -> int:
-        """An upper bound of the stored entries of :meth:`system`'s matrices, without building them.
-
-        Each node's 2 x 2 block and the two off-diagonal 2 x 2 blocks of each rod: the
-        exact count less the entries of fixed DOF. What a worker plan needs before the
-        System exists (:func:`femfreq.plan.worker_memory_bytes`).
-        """
+        """Upper bound of :meth:`system`'s stored entries, without building it: a 2 x 2 block per
+        node and two per rod (the exact count plus the fixed DOF's entries)."""
         return 4 * self.n_nodes + 8 * self.n_rods
 
     @property
