@@ -364,6 +364,20 @@ def test_local_cluster_closes_quietly_with_a_heartbeat_in_flight(tmp_path):
     assert "Traceback" not in proc.stderr and "heartbeat" not in proc.stderr, proc.stderr[-4000:]
 
 
+def test_a_plugin_that_cannot_be_registered_does_not_stop_the_cluster(caplog):
+    """A worker that fails the plugin's setup makes ``register_plugin`` raise (distributed
+    2026.8); the quieter close is not worth a failed sweep."""
+    from femfreq.execute._quiet_close import register_quiet_close
+
+    class Refusing:  # what a Client does when a worker cannot set the plugin up
+        def register_plugin(self, plugin, name=None):
+            raise RuntimeError(f"worker plugin {name} failed to setup")
+
+    caplog.set_level(logging.DEBUG, logger="femfreq.execute._quiet_close")
+    register_quiet_close(Refusing())
+    assert "could not register femfreq-quiet-close" in caplog.text
+
+
 def test_hostfile_cluster_over_ssh_with_tls(sshd, tmp_path, caplog):
     from femfreq.system import System
     import scipy.sparse as sp

@@ -52,5 +52,13 @@ class QuietClose(WorkerPlugin):
 
 
 def register_quiet_close(client) -> None:
-    """Register :class:`QuietClose` on the client's workers, present and future."""
-    client.register_plugin(QuietClose(), name=QuietClose.name)
+    """Register :class:`QuietClose` on the client's workers, present and future.
+
+    Only the closing output depends on it: a registration that fails (a worker that cannot
+    import femfreq, a scheduler that refuses plugins) is logged and the cluster is used as it is.
+    """
+    try:
+        client.register_plugin(QuietClose(), name=QuietClose.name)
+    except Exception:  # noqa: BLE001 - a sweep must not fail for a quieter close
+        logger.debug("could not register %s; workers may log a heartbeat traceback when they close",
+                     QuietClose.name, exc_info=True)
