@@ -128,7 +128,7 @@ def solve(
     method = as_method(method)
     where = as_cluster(cluster)
     calibration = _calibration(where)  # a bad calibration file fails before any work
-    with contextlib.ExitStack() as stack:  # a cluster started early (with the System) closes last
+    with contextlib.ExitStack() as stack:  # closes a temporary result folder, then a cluster started early
         system, model, client = _system_and_client(stack, model_or_K, C, M, b, g=g, output_dofs=output_dofs,
                                                    where=where, method=method, resume=resume)
         freqs, P, history = _frequencies_and_load(model, freqs_hz, load, system)
@@ -155,61 +155,55 @@ def solve(
         file_attrs.update(attrs or {})
         model_summary = model.summary() if model is not None else {"n_dof": system.n, "nnz": system.nnz}
 
-        tmpdir = None
         if out is None:
             if resume:
                 raise ValueError("resume=True needs the result file to resume: pass out=...")
-            tmpdir = tempfile.TemporaryDirectory(prefix="femfreq-")
-            path = Path(tmpdir.name) / "sweep.h5"
+            path = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="femfreq-"))) / "sweep.h5"
         else:
             path = Path(out)
-        try:
-            with _results.ResultWriter.create(
-                path,
-                freqs_hz=freqs,
-                load_spectrum=P,
-                outputs=outputs,
-                attrs=file_attrs,
-                model=model_summary,
-                resume=resume,
-                overwrite=overwrite,
-                fingerprint=fingerprint,
-                defer=True,  # nothing on disk until the first chunk is solved
-                base=base,
-            ) as writer:
-                todo = np.flatnonzero(~np.asarray(writer.done, dtype=bool))
-                bar = _Progress(progress, freqs.size, freqs.size - todo.size, f"sweep {file_attrs['model_name']}")
-                try:
-                    if todo.size:
-                        chunks = _chunks(system, todo, freqs, P, method, where, calibration,
-                                         _recipe(model, system, where), client=client)
-                        try:
-                            for chunk in chunks:
-                                writer.write_chunk(chunk)
-                                bar.update(chunk)
-                        except ClusterError as exc:
-                            if isinstance(exc, SweepInterrupted):
-                                raise
-                            raise SweepInterrupted(
-                                f"the dask cluster failed mid-sweep: {exc}",
-                                path=path if out is not None and writer.on_disk else None,
-                                done=int(np.count_nonzero(writer.done)), total=freqs.size,
-                            ) from exc
-                finally:
-                    bar.close()
-                if history is not None:
-                    from . import spectra
+        with _results.ResultWriter.create(
+            path,
+            freqs_hz=freqs,
+            load_spectrum=P,
+            outputs=outputs,
+            attrs=file_attrs,
+            model=model_summary,
+            resume=resume,
+            overwrite=overwrite,
+            fingerprint=fingerprint,
+            defer=True,  # nothing on disk until the first chunk is solved
+            base=base,
+        ) as writer:
+            todo = np.flatnonzero(~np.asarray(writer.done, dtype=bool))
+            bar = _Progress(progress, freqs.size, freqs.size - todo.size, f"sweep {file_attrs['model_name']}")
+            try:
+                if todo.size:
+                    chunks = _chunks(system, todo, freqs, P, method, where, calibration,
+                                     _recipe(model, system, where), client=client)
+                    try:
+                        for chunk in chunks:
+                            writer.write_chunk(chunk)
+                            bar.update(chunk)
+                    except ClusterError as exc:
+                        if isinstance(exc, SweepInterrupted):
+                            raise
+                        raise SweepInterrupted(
+                            f"the dask cluster failed mid-sweep: {exc}",
+                            path=path if out is not None and writer.on_disk else None,
+                            done=int(np.count_nonzero(writer.done)), total=freqs.size,
+                        ) from exc
+            finally:
+                bar.close()
+            if history is not None:
+                from . import spectra
 
-                    response = writer.result().response  # every row, including resumed ones
-                    x_t = spectra.to_time(np.nan_to_num(response), history.n_fft, axis=0)
-                    writer.write_time(history.t(), x_t)
-                writer.finish()
-                result = writer.result()  # from the file this writer still holds locked
-            _warn_uncertified(result, method.tol)
-            return result
-        finally:
-            if tmpdir is not None:
-                tmpdir.cleanup()
+                response = writer.result().response  # every row, including resumed ones
+                x_t = spectra.to_time(np.nan_to_num(response), history.n_fft, axis=0)
+                writer.write_time(history.t(), x_t)
+            writer.finish()
+            result = writer.result()  # from the file this writer still holds locked
+        _warn_uncertified(result, method.tol)
+        return result
 
 
 def _calibration(where):
