@@ -399,6 +399,50 @@ def test_cli_cluster_stops_cleanly_on_a_signal(sig, group, tmp_path):
     assert not alive  # the worker processes are gone
 
 
+_CTRL_C_DURING_SPAWN = textwrap.dedent("""
+    import os, signal, sys
+    import distributed, psutil
+    from femfreq.execute import open_client
+    from femfreq.options import Local
+
+    real = distributed.LocalCluster
+
+    def cluster_then_ctrl_c(*args, **kwargs):  # a Ctrl-C while LocalCluster() starts the workers
+        cluster = real(*args, **kwargs)
+        workers = [c.pid for c in psutil.Process().children(recursive=True)]
+        print("workers", " ".join(map(str, workers)), flush=True)
+        os.killpg(os.getpgrp(), signal.SIGINT)  # a terminal's Ctrl-C: this process and its workers
+        return cluster
+
+    distributed.LocalCluster = cluster_then_ctrl_c
+    if __name__ == "__main__":
+        try:
+            with open_client(Local(n_workers=2, dashboard=False)) as client:
+                client.run(lambda: 1)
+                print("not interrupted", flush=True)
+        except KeyboardInterrupt:
+            print("interrupted", flush=True)
+""")
+
+
+def test_a_ctrl_c_while_the_workers_start_interrupts_and_leaves_no_worker(tmp_path):
+    import psutil
+
+    script = tmp_path / "ctrl_c.py"
+    script.write_text(_CTRL_C_DURING_SPAWN)
+    proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120,
+                          env=dict(os.environ, PYTHONPATH=str(ROOT)), start_new_session=True)
+    lines = proc.stdout.splitlines()
+    assert lines[0].startswith("workers ") and len(lines[0].split()) >= 3, (proc.stdout, proc.stderr)
+    # the Ctrl-C is acted on once the cluster can be closed, not dropped
+    assert lines[-1] == "interrupted", (proc.stdout, proc.stderr)
+    # the workers got it too, and neither died of it nor printed it
+    assert "Traceback" not in proc.stderr and "KeyboardInterrupt" not in proc.stderr, proc.stderr
+    workers = [psutil.Process(int(pid)) for pid in lines[0].split()[1:] if psutil.pid_exists(int(pid))]
+    gone, alive = psutil.wait_procs(workers, timeout=20)
+    assert not alive
+
+
 # -- item 12: a missing optional package is one line naming the extra, before any work ---
 def _hide(*names):
     return "import sys\n" + "".join(f"sys.modules[{n!r}] = None\n" for n in names)

@@ -365,7 +365,7 @@ def _local_client(where, *, worker_bytes=None, what="the sweep"):
     if where.memory_limit is not None:
         kwargs["memory_limit"] = max(1, where.memory_limit // n_workers)
     # dask's value is read here, before WORKER_CONFIG drops it
-    with _spawn_environment(), dask.config.set(WORKER_CONFIG), _workers_ignore_sigint():
+    with _spawn_environment(), dask.config.set(WORKER_CONFIG), _sigint_deferred() as interrupt:
         cluster = LocalCluster(
             n_workers=n_workers,
             threads_per_worker=threads,
@@ -378,6 +378,7 @@ def _local_client(where, *, worker_bytes=None, what="the sweep"):
             **kwargs,
         )
     try:
+        interrupt.raise_if_pressed()  # a Ctrl-C while the workers started: now that they can be closed
         with Client(cluster, security=security or None, timeout=where.timeout) as client:
             if not security and not _is_loopback(where.host):
                 _warn_open(client, where.host)
@@ -434,27 +435,66 @@ def _warn_open(client, host: str) -> None:
     )
 
 
-@contextlib.contextmanager
-def _workers_ignore_sigint():
-    """Start the worker processes with SIGINT ignored (from the main thread; else a no-op).
+class _Interrupt:
+    """A Ctrl-C held back while an embedded cluster starts (see :func:`_sigint_deferred`)."""
 
-    A Ctrl-C in a terminal goes to the whole process group: the worker processes
-    would each die with a KeyboardInterrupt traceback while this process closes
-    them anyway. A signal ignored at their start stays ignored in them (Python
-    installs its KeyboardInterrupt handler only over the default); this process's
-    own handler is restored as soon as the workers run.
+    pressed = False
+    previous = None  # the SIGINT handler in force before
+
+    def raise_if_pressed(self):
+        """Act on a held-back Ctrl-C as the handler in force before would have (KeyboardInterrupt)."""
+        import signal
+
+        if not self.pressed:
+            return
+        self.pressed = False
+        if callable(self.previous):
+            self.previous(signal.SIGINT, None)
+        elif self.previous != signal.SIG_IGN:
+            raise KeyboardInterrupt
+
+
+@contextlib.contextmanager
+def _sigint_deferred():
+    """Start the worker processes with SIGINT blocked, and hold back a Ctrl-C meanwhile.
+
+    A Ctrl-C in a terminal goes to the whole process group: worker processes would
+    each die with a KeyboardInterrupt traceback while this process closes them anyway.
+    They cannot inherit a handler (a process that starts resets it), but they inherit
+    the signal mask: the main thread blocks SIGINT while ``LocalCluster`` creates its
+    event-loop thread, which spawns the workers, so the workers start, and stay, with
+    SIGINT blocked (as CPython starts its multiprocessing resource tracker). This
+    process's own SIGINT is recorded meanwhile, not lost: the caller raises it
+    (``raise_if_pressed``) once the cluster exists and can be closed. Ignoring SIGINT
+    instead (``SIG_IGN`` is inherited too) dropped a Ctrl-C pressed in that second or two.
+
+    Outside the main thread, or without ``pthread_sigmask`` (Windows), nothing changes.
     """
     import signal
     import threading
 
-    if threading.current_thread() is not threading.main_thread():
-        yield
+    interrupt = _Interrupt()
+    if (threading.current_thread() is not threading.main_thread() or not hasattr(signal, "pthread_sigmask")
+            or signal.getsignal(signal.SIGINT) is None):  # None: a handler set outside Python, left alone
+        yield interrupt
         return
-    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+    def record(signum, frame):
+        interrupt.pressed = True
+
+    from multiprocessing import resource_tracker
+
+    # started by the first worker otherwise, and starting it unblocks SIGINT in the spawning thread
+    resource_tracker.ensure_running()
+    interrupt.previous = signal.signal(signal.SIGINT, record)
     try:
-        yield
+        mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+        try:
+            yield interrupt
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, mask)  # a pending SIGINT is recorded here
     finally:
-        signal.signal(signal.SIGINT, previous)
+        signal.signal(signal.SIGINT, interrupt.previous)
 
 
 @contextlib.contextmanager
