@@ -122,12 +122,15 @@ def one_of(name: str, value, choices) -> str:
 
 
 def _integer_array(name: str, value) -> np.ndarray:
-    """A 1-D int64 copy of an index array (unsigned values beyond int64 are refused, not wrapped)."""
+    """A 1-D signed index array: as given if signed (no copy: a scipy matrix's int32 indices
+    stay int32), else an int64 copy (unsigned values beyond int64 are refused, not wrapped)."""
     a = np.asarray(value)
     if a.dtype == bool or not np.issubdtype(a.dtype, np.integer):
         raise ValueError(f"{name} must hold integers (got dtype {a.dtype})")
     a = a.reshape(-1)
-    if a.dtype.kind == "u" and a.size and a.max() > np.iinfo(np.int64).max:
+    if a.dtype.kind == "i":
+        return a
+    if a.size and a.max() > np.iinfo(np.int64).max:
         raise ValueError(f"{name} has the value {int(a.max())}, beyond any matrix size")
     return a.astype(np.int64)
 
@@ -145,7 +148,8 @@ def sparse_parts(name: str, data, indices, indptr, shape, *, compressed: str = "
     -------
     data : (nnz,) array
         As given (real or complex), flattened.
-    indices, indptr : int64 arrays
+    indices, indptr : signed integer arrays
+        As given when signed (not copied), else int64.
 
     Raises
     ------

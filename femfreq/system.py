@@ -255,18 +255,22 @@ class System:
         diag = np.flatnonzero(K.indices == cols)
         if diag.size != n:
             return False
-        m_values = np.zeros(K.nnz)
+        # K, C and M are this System's own float64 copies (_as_sparse): the values on the pattern
+        # share their arrays, as after unpickling (restore_state), instead of copying them again
         if same(M):
-            m_values[:] = M.data
+            m_values = M.data
         elif np.array_equal(M.indptr, np.arange(n + 1)) and np.array_equal(M.indices, np.arange(n)):
+            m_values = np.zeros(K.nnz)
             m_values[diag] = M.data
         elif M.nnz:
             return False
-        c_values = C.data.astype(float, copy=True) if C.nnz else np.zeros(K.nnz)
+        else:
+            m_values = np.zeros(K.nnz)
+        c_values = C.data if C.nnz else np.zeros(K.nnz)
         index_type = np.int32 if max(n, K.nnz) < 2**31 else np.int64
         set_ = object.__setattr__
-        set_(self, "pattern", (K.indptr.astype(index_type), K.indices.astype(index_type)))
-        set_(self, "k_values", K.data.astype(float, copy=True))
+        set_(self, "pattern", (K.indptr.astype(index_type, copy=False), K.indices.astype(index_type, copy=False)))
+        set_(self, "k_values", K.data)
         set_(self, "c_values", c_values)
         set_(self, "m_values", m_values)
         return True
@@ -316,7 +320,8 @@ class System:
         arrays = [self.b, self.output_dofs, self.k_values, self.c_values, self.m_values, *self.pattern]
         for A in (self.K, self.C, self.M):
             arrays += [A.data, A.indices, A.indptr]
-        return object.__sizeof__(self) + sum(a.nbytes for a in arrays)
+        unique = {id(a): a.nbytes for a in arrays}  # the values on the pattern share the matrices' arrays
+        return object.__sizeof__(self) + sum(unique.values())
 
     def digest(self) -> dict:
         """Hashes of what this System solves: ``n_dof``, ``K``, ``C``, ``M`` (values and pattern),

@@ -110,13 +110,33 @@ def test_as_system_requires_mass():
         as_system(np.eye(2), None, None, [1, 1])
 
 
-def test_sizeof_counts_the_arrays_for_dask():
+def test_sizeof_counts_the_arrays_for_dask_once_each():
     from dask.sizeof import sizeof
 
-    K = sp.random(300, 300, density=0.05, random_state=0, format="csr")
-    K = K + K.T + sp.eye(300) * 10
-    s = System(K=K, C=None, M=sp.eye(300), b=np.ones(300))
-    assert sizeof(s) > s.K.data.nbytes + s.k_values.nbytes + s.m_values.nbytes
+    K = sp.random(600, 600, density=0.05, random_state=0, format="csr")
+    K = K + K.T + sp.eye(600) * 10
+    s = System(K=K, C=None, M=sp.eye(600), b=np.ones(600))
+    arrays = [s.b, s.output_dofs, s.k_values, s.c_values, s.m_values, *s.pattern]
+    for A in (s.K, s.C, s.M):
+        arrays += [A.data, A.indices, A.indptr]
+    held = sum({id(a): a.nbytes for a in arrays}.values())
+    assert held <= sizeof(s) < held + s.K.data.nbytes // 4  # an array shared by two names counts once
+
+
+@pytest.mark.parametrize("fmt", ["csc", "csr", "coo"])
+def test_a_system_keeps_its_own_copy_of_the_matrices(fmt):
+    # changing the caller's matrices afterwards must not change a System built from them
+    rng = np.random.default_rng(1)
+    K, C, M = (_random_spd(6, rng).asformat(fmt) for _ in range(3))
+    s = System(K=K, C=C, M=M, b=np.ones(6), g=0.01)
+    before = s.dynamic_matrix(3.0).toarray()
+    for A in (K, C, M):
+        A.data[:] = -1.0
+        if fmt == "coo":
+            A.row[:], A.col[:] = 0, 0
+        else:
+            A.indices[:] = 0
+    np.testing.assert_array_equal(s.dynamic_matrix(3.0).toarray(), before)
 
 
 def test_proportional_damping_is_recognised_and_a_general_c_is_fitted():
