@@ -38,7 +38,8 @@ def lean_state(system) -> dict:
         if name == "C" and A.nnz:
             data = _proportional(A.data, _positions(mask, indptr, indices), system.k_values, system.m_values)
         state[name] = (data, mask, A.indices.dtype.str, A.indptr.dtype.str)
-    state["cached"] = {k: system.__dict__[k] for k in ("is_symmetric", "_frobenius_terms") if k in system.__dict__}
+    state["cached"] = {k: system.__dict__[k] for k in ("is_symmetric", "_frobenius_terms", "_fill_ordering")
+                       if k in system.__dict__}
     return state
 
 

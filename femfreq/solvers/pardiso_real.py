@@ -23,6 +23,9 @@ class RealSymmetricPardiso:
     ----------
     indptr, indices, data : arrays
         Upper triangle in zero-based CSR, sorted, every diagonal entry stored.
+    perm : (n,) int array, optional
+        The fill-reducing ordering to use (``perm[k]``: the row eliminated k-th, e.g.
+        :func:`~femfreq.solvers.ordering.node_ordering`); default: PARDISO's METIS.
     threads : int, optional
         MKL threads for every call on this factorization; 0 (default): the calling
         thread's MKL setting at the analysis, kept for every later call, whichever
@@ -41,7 +44,7 @@ class RealSymmetricPardiso:
     name = "pardiso-real-symmetric"
     _MTYPE = -2
 
-    def __init__(self, indptr, indices, data, *, threads: int = 0):
+    def __init__(self, indptr, indices, data, *, perm=None, threads: int = 0):
         self._mkl = mkl = _mkl.load()
         it = mkl.int_type
         self.n = indptr.size - 1
@@ -49,13 +52,14 @@ class RealSymmetricPardiso:
         self._a = np.array(data, dtype=np.float64)
         self._ia = np.ascontiguousarray(indptr, dtype=it)
         self._ja = np.ascontiguousarray(indices, dtype=it)
-        self._perm = np.zeros(self.n, dtype=it)  # unused: no user permutation, no partial solve
+        self._perm = np.zeros(self.n, dtype=it) if perm is None else np.array(perm, dtype=it)
         self._pt = np.zeros(64, dtype=np.int64)
         self._iparm = np.zeros(64, dtype=it)
         mtype = np.array([self._MTYPE], dtype=it)
         mkl.pardisoinit(self._pt.ctypes.data, mtype.ctypes.data, self._iparm.ctypes.data)
         self._iparm[0] = 1
         self._iparm[1] = 2  # nested dissection (METIS)
+        self._iparm[4] = 0 if perm is None else 1  # 1: the ordering given in perm
         self._iparm[7] = 0  # no iterative refinement: any basis vector will do, the certificate checks
         self._iparm[23] = 1  # two-level parallel factorization (faster also on one thread here)
         self._iparm[34] = 1  # zero-based indices

@@ -192,6 +192,7 @@ def solve_band(system, freqs_hz, load, *, tol=1e-6, max_basis=None, shifts=None,
     with shifted_factors(system, factor) as factors:
         direct = _solve_bands(system, f, P, np.flatnonzero(~zero_rhs), shifts, cfg, factors, split_depth,
                               timings, out, info)
+        info["ordering"] = factors.ordering
     td = time.perf_counter()
     _fall_back(system, f, P, sorted(direct), out, direct_solver, skip_singular)
     timings["direct"] = time.perf_counter() - td

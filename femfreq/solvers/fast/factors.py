@@ -15,6 +15,7 @@ from contextlib import contextmanager
 
 from .. import _mkl, borrow_factors
 from .._structure import upper_triangle, values_on
+from ..ordering import ordering_of
 from ..pardiso_real import RealSymmetricPardiso
 from ..superlu import RealSymmetricSuperLU
 
@@ -61,6 +62,7 @@ class ShiftedFactors:
         self.backend = factor_backend(backend)
         self.name = RealSymmetricPardiso.name if self.backend == "pardiso" else RealSymmetricSuperLU.name
         self.analyses = 0
+        self.ordering = None  # what ordered the last analysis: "model nodes" (given) or PARDISO's own
         self._F = None
 
     def _pattern(self):
@@ -79,7 +81,9 @@ class ShiftedFactors:
             self.analyses += 1
         elif self._F is None:
             indptr, indices, self._kv, self._mv = self._pattern()
-            self._F = RealSymmetricPardiso(indptr, indices, self._kv - s * self._mv)
+            perm = ordering_of(self.system)
+            self._F = RealSymmetricPardiso(indptr, indices, self._kv - s * self._mv, perm=perm)
+            self.ordering = "metis" if perm is None else "model nodes"
             self.analyses += 1
         else:
             self._F.refactor(self._kv - s * self._mv)
