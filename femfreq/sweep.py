@@ -482,8 +482,7 @@ def _check_frequency_scale(system, freqs):
     if freqs.size == 0:
         return
     f = float(freqs.max())
-    k = float(np.abs(system.K.data).max(initial=0.0))
-    m = float(np.abs(system.M.data).max(initial=0.0))
+    k, m = (max(float(v.max(initial=0.0)), -float(v.min(initial=0.0))) for v in (system.K.data, system.M.data))
     if m == 0.0:
         return
     with np.errstate(over="ignore"):

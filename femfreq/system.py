@@ -337,8 +337,19 @@ class System:
             arrays of the same values hash alike.
         """
         if "_digest" not in self.__dict__:  # computed once: the arrays never change
-            matrices = {name: _digest(A.indptr, A.indices, A.data)
-                        for name, A in (("K", self.K), ("C", self.C), ("M", self.M))}
+            from concurrent.futures import ThreadPoolExecutor
+
+            K = self.K
+            pattern = _hasher(K.indptr, K.indices)  # hashed once for the matrices that share it
+
+            def matrix(A):
+                shared = (A.nnz == K.nnz and np.array_equal(A.indptr, K.indptr)
+                          and np.array_equal(A.indices, K.indices))
+                h = pattern.copy() if shared else _hasher(A.indptr, A.indices)
+                return _hex(_hasher(A.data, h=h))
+
+            with ThreadPoolExecutor(3) as pool:  # hashlib releases the GIL: the matrices side by side
+                matrices = dict(zip("KCM", pool.map(matrix, (K, self.C, self.M))))
             self.__dict__["_digest"] = {"n_dof": self.n, **matrices, "b": _digest(self.b),
                                         "output_dofs": _digest(self.output_dofs), "g": float(self.g)}
         return dict(self.__dict__["_digest"])
@@ -479,9 +490,14 @@ class System:
 
 def _digest(*arrays) -> str:
     """blake2b of arrays' dtypes, shapes and values (integers hashed as int64)."""
+    return _hex(_hasher(*arrays))
+
+
+def _hasher(*arrays, h=None):
+    """``h`` (a new blake2b) updated with each array's dtype, shape and values, in order."""
     import hashlib
 
-    h = hashlib.blake2b(digest_size=16)
+    h = hashlib.blake2b(digest_size=16) if h is None else h
     for a in arrays:
         a = np.asarray(a)
         kind = np.int64 if a.dtype.kind in "iu" else a.dtype  # int32 and int64 indices alike
@@ -489,6 +505,10 @@ def _digest(*arrays) -> str:
         step = 1 << 20
         for s in range(0, a.size, step):  # cast in slices: no full copy of a large index array
             h.update(np.ascontiguousarray(a[s:s + step], dtype=kind).data)
+    return h
+
+
+def _hex(h) -> str:
     return "blake2b:" + h.hexdigest()
 
 

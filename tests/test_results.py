@@ -314,6 +314,18 @@ def test_create_rejects_bad_arguments(tmp_path, kw, err, match):
     assert not (tmp_path / "x.h5").exists()
 
 
+@pytest.mark.parametrize("where", ["attrs", "model", "fingerprint"])
+@pytest.mark.parametrize("defer", [True, False])
+def test_an_attribute_hdf5_cannot_hold_is_refused_at_creation(tmp_path, where, defer):
+    # also when the file itself is only written with the first chunk (defer)
+    kw = {where: {"method": "fast", "bad": {1, 2}}}
+    with pytest.raises(TypeError, match=r"attribute 'bad' = \{1, 2\} cannot be stored in HDF5"):
+        ResultWriter.create(tmp_path / "x.h5", freqs_hz=[1.0, 2.0], outputs={"dof": [0, 1]}, defer=defer, **kw)
+    assert list(tmp_path.iterdir()) == []
+    with _create(tmp_path / "x.h5", defer=True):  # and the path is free: the refused writer let its lock go
+        pass
+
+
 def test_skipped_rows_chunk_table_growth_and_outputs_from_dof(tmp_path):
     path = tmp_path / "r.h5"
     with ResultWriter.create(path, freqs_hz=[0.0, 1.0, 2.0], outputs={"dof": [5, 6]}) as w:

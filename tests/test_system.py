@@ -159,3 +159,18 @@ def test_proportional_damping_is_recognised_and_a_general_c_is_fitted():
     assert proportional_damping(general) is None
     a, bt = fitted_damping(general)  # least squares: close to, not equal to, the proportional part
     assert a == pytest.approx(0.3, rel=1e-2) and bt == pytest.approx(0.002, rel=0.5)
+
+
+def test_the_digest_of_each_matrix_is_the_hash_of_its_own_arrays():
+    # K, C and M sharing a pattern hash it once: the digests must be those of each matrix alone
+    from femfreq.system import _digest
+
+    rng = np.random.default_rng(3)
+    K = _random_spd(7, rng).tocsc()
+    for C, M in ((0.01 * K, sp.diags(rng.uniform(1, 2, 7))), (None, K.copy()), (_random_spd(7, rng), K * 2.0)):
+        s = System(K=K, C=C, M=M, b=np.ones(7))
+        d = s.digest()
+        for name in "KCM":
+            A = getattr(s, name)
+            assert d[name] == _digest(A.indptr, A.indices, A.data), name
+        assert d["b"] == _digest(s.b) and d["n_dof"] == 7
