@@ -21,6 +21,7 @@ from functools import cached_property
 import numpy as np
 import scipy.sparse as sp
 
+from ._digest import array_digest, hasher, hexdigest
 from ._lean_pickle import lean_state, restore_state
 
 __all__ = ["BaseCoupling", "System", "as_system", "fitted_damping", "proportional_damping"]
@@ -340,18 +341,18 @@ class System:
             from concurrent.futures import ThreadPoolExecutor
 
             K = self.K
-            pattern = _hasher(K.indptr, K.indices)  # hashed once for the matrices that share it
+            pattern = hasher(K.indptr, K.indices)  # hashed once for the matrices that share it
 
             def matrix(A):
                 shared = (A.nnz == K.nnz and np.array_equal(A.indptr, K.indptr)
                           and np.array_equal(A.indices, K.indices))
-                h = pattern.copy() if shared else _hasher(A.indptr, A.indices)
-                return _hex(_hasher(A.data, h=h))
+                h = pattern.copy() if shared else hasher(A.indptr, A.indices)
+                return hexdigest(hasher(A.data, h=h))
 
             with ThreadPoolExecutor(3) as pool:  # hashlib releases the GIL: the matrices side by side
                 matrices = dict(zip("KCM", pool.map(matrix, (K, self.C, self.M))))
-            self.__dict__["_digest"] = {"n_dof": self.n, **matrices, "b": _digest(self.b),
-                                        "output_dofs": _digest(self.output_dofs), "g": float(self.g)}
+            self.__dict__["_digest"] = {"n_dof": self.n, **matrices, "b": array_digest(self.b),
+                                        "output_dofs": array_digest(self.output_dofs), "g": float(self.g)}
         return dict(self.__dict__["_digest"])
 
     @property
@@ -486,30 +487,6 @@ class System:
         den = na * np.linalg.norm(x) + nb
         bwd = r / den if den > 0 else 0.0
         return float(rel), float(bwd)
-
-
-def _digest(*arrays) -> str:
-    """blake2b of arrays' dtypes, shapes and values (integers hashed as int64)."""
-    return _hex(_hasher(*arrays))
-
-
-def _hasher(*arrays, h=None):
-    """``h`` (a new blake2b) updated with each array's dtype, shape and values, in order."""
-    import hashlib
-
-    h = hashlib.blake2b(digest_size=16) if h is None else h
-    for a in arrays:
-        a = np.asarray(a)
-        kind = np.int64 if a.dtype.kind in "iu" else a.dtype  # int32 and int64 indices alike
-        h.update(f"{np.dtype(kind).str}{a.shape}".encode())
-        step = 1 << 20
-        for s in range(0, a.size, step):  # cast in slices: no full copy of a large index array
-            h.update(np.ascontiguousarray(a[s:s + step], dtype=kind).data)
-    return h
-
-
-def _hex(h) -> str:
-    return "blake2b:" + h.hexdigest()
 
 
 def as_system(K, C=None, M=None, b=None, *, g=0.0, output_dofs=None, name="system") -> System:

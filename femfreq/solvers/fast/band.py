@@ -49,7 +49,9 @@ class BandResult:
         ``timings`` per phase, ``factor`` (backend of the real factorizations),
         ``fast_residual (k,)`` (certified residual of the reduced solution, also
         where it was rejected), ``explicit_checks`` (frequency, certified,
-        explicit residual) triples, ``proportional_damping``.
+        explicit residual) triples, ``proportional_damping``, ``ordering`` (what ordered
+        the real factorizations: ``"model nodes"``, the System's node ordering, or
+        ``"metis"``, PARDISO's own; None with SuperLU).
     """
 
     response: np.ndarray
