@@ -358,6 +358,8 @@ def _system_and_client(stack, model_or_K, C, M, b, *, g, output_dofs, where, met
 
     model = model_or_K
     ordering = _start_ordering(model, method)
+    if ordering is not None:  # solve() never returns, or raises, with PARDISO still running in it
+        stack.callback(ordering.thread.join)
     pool = ThreadPoolExecutor(1, thread_name_prefix="femfreq-system")
     try:
         build = pool.submit(_build_system, model, C, M, b, g=g, output_dofs=output_dofs)
@@ -399,7 +401,8 @@ def _start_ordering(model, method):
         except BaseException as exc:  # noqa: BLE001 - reported where it is used
             future.set_exception(exc)
 
-    threading.Thread(target=run, name="femfreq-ordering", daemon=True).start()
+    future.thread = threading.Thread(target=run, name="femfreq-ordering", daemon=True)
+    future.thread.start()
     return future
 
 

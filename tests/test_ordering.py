@@ -93,3 +93,28 @@ def test_a_fast_sweep_on_local_workers_orders_the_node_graph_once(tmp_path):
             client.run(clear_caches)  # no analysis kept from the route before
             (chunk,) = run_on_dask(client, system, tasks, method=Fast(), shared_dir=shared_dir)
             assert chunk.info["ordering"] == "model nodes"
+
+
+def test_a_sweep_that_fails_at_the_start_leaves_no_ordering_running(tmp_path, monkeypatch):
+    # the client's ordering thread runs PARDISO: solve() must not return (nor the process exit,
+    # unloading MKL under it) while it still does; here it outlasts the start of the sweep
+    import threading
+    import time
+
+    import femfreq
+    from femfreq.options import Local
+    from femfreq.solvers import ordering
+
+    real = ordering.node_ordering
+
+    def slow(*args, **kwargs):
+        time.sleep(3.0)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(ordering, "node_ordering", slow)
+    out = tmp_path / "taken.h5"
+    out.write_bytes(b"")
+    with pytest.raises(FileExistsError, match="already exists"):
+        femfreq.solve(load_model("satellite", level=3), method="fast", freqs_hz=np.linspace(0.0, 400.0, 64),
+                      out=out, cluster=Local(n_workers=1, dashboard=False), progress=False)
+    assert [t.name for t in threading.enumerate() if t.name == "femfreq-ordering"] == []
