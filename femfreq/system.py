@@ -547,8 +547,14 @@ def _fit_proportional(system):
     if cn == 0:
         return 0.0, 0.0
 
-    def exact(alpha, beta):
-        return np.linalg.norm(alpha * m + beta * k - c) <= 1e-12 * cn
+    def exact(alpha, beta):  # ||alpha m + beta k - c|| in slices: no temporaries the size of the pattern
+        step, total = 1 << 20, 0.0
+        for s in range(0, c.size, step):
+            r = beta * k[s:s + step] - c[s:s + step]
+            if alpha:
+                r += alpha * m[s:s + step]
+            total += float(r @ r)
+        return np.sqrt(total) <= 1e-12 * cn
 
     # the 2 x 2 normal equations of the columns scaled to unit norm (five dot products, not
     # a least-squares solve over every entry); the exact-fit test decides, and the
