@@ -20,7 +20,7 @@ from femfreq.solvers import (
     solve_certified,
 )
 from femfreq.solvers import CACHE_SIZE
-from femfreq.solvers._structure import upper_triangle
+from femfreq.solvers._structure import upper_triangle, values_on
 from femfreq.solvers.pardiso import PardisoError, PardisoSolver, mkl_memory_bytes, pardiso_available
 from femfreq.solvers.superlu import SuperLUSolver
 from femfreq.system import System
@@ -555,7 +555,10 @@ def test_upper_triangle_matches_scipy_triu_with_the_whole_diagonal(n, density, d
     for i in range(n):  # each row sorted, starting at its diagonal
         row = ja[ia[i]:ia[i + 1]]
         assert row.size and row[0] == i and np.all(np.diff(row) > 0)
-    U = sp.csr_matrix((np.r_[A.data, 0.0][src], ja, ia), shape=(n, n))
+    values, doubled = values_on(src, A.data, 2 * A.data)
+    np.testing.assert_array_equal(values, np.r_[A.data, 0.0][src])
+    np.testing.assert_array_equal(doubled, 2 * values)
+    U = sp.csr_matrix((values, ja, ia), shape=(n, n))
     pattern = sp.triu(abs(A) + sp.eye(n), format="csr")  # the upper triangle plus the diagonal
     assert np.array_equal(U.indptr, pattern.indptr) and np.array_equal(U.indices, pattern.indices)
     assert np.array_equal(U.toarray(), sp.triu(A).toarray())  # values from A, 0 where inserted

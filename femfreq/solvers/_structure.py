@@ -61,11 +61,16 @@ def upper_triangle(indptr, indices, n, keep=None):
 
 
 def values_on(src, *values):
-    """Each array of per-entry ``values`` taken at ``src`` from :func:`upper_triangle` (0 at
-    an inserted diagonal entry, ``src == len(values)``)."""
+    """Each array of per-entry ``values`` (all of one size) taken at ``src`` from
+    :func:`upper_triangle` (0 at an inserted diagonal entry, ``src == len(values)``),
+    gathered straight from it (no copy of the whole array with a 0 appended)."""
+    nnz = values[0].size if values else 0
+    inserted = np.flatnonzero(src == nnz)
+    if inserted.size:
+        src = np.where(src == nnz, 0, src)
     out = []
     for v in values:
-        ext = np.zeros(v.size + 1)
-        ext[:-1] = v
-        out.append(ext[src])
+        taken = v[src] if nnz else np.zeros(src.size)
+        taken[inserted] = 0.0
+        out.append(taken)
     return out
