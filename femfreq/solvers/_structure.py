@@ -62,8 +62,8 @@ def upper_triangle(indptr, indices, n, keep=None):
 
 def values_on(src, *values):
     """Each array of per-entry ``values`` (all of one size) taken at ``src`` from
-    :func:`upper_triangle` (0 at an inserted diagonal entry, ``src == len(values)``),
-    gathered straight from it (no copy of the whole array with a 0 appended)."""
+    :func:`upper_triangle`: 0 at an inserted diagonal entry (``src`` equal to that size),
+    gathered straight from the array (no copy of it with a 0 appended)."""
     nnz = values[0].size if values else 0
     inserted = np.flatnonzero(src == nnz)
     if inserted.size:
