@@ -21,7 +21,7 @@ from functools import cached_property
 import numpy as np
 import scipy.sparse as sp
 
-from ._digest import array_digest, hasher, hexdigest
+from ._digest import array_digest, matrix_digests
 from ._lean_pickle import lean_state, restore_state
 
 __all__ = ["BaseCoupling", "System", "as_system", "fitted_damping", "proportional_damping"]
@@ -338,19 +338,7 @@ class System:
             arrays of the same values hash alike.
         """
         if "_digest" not in self.__dict__:  # computed once: the arrays never change
-            from concurrent.futures import ThreadPoolExecutor
-
-            K = self.K
-            pattern = hasher(K.indptr, K.indices)  # hashed once for the matrices that share it
-
-            def matrix(A):
-                shared = (A.nnz == K.nnz and np.array_equal(A.indptr, K.indptr)
-                          and np.array_equal(A.indices, K.indices))
-                h = pattern.copy() if shared else hasher(A.indptr, A.indices)
-                return hexdigest(hasher(A.data, h=h))
-
-            with ThreadPoolExecutor(3) as pool:  # hashlib releases the GIL: the matrices side by side
-                matrices = dict(zip("KCM", pool.map(matrix, (K, self.C, self.M))))
+            matrices = dict(zip("KCM", matrix_digests([self.K, self.C, self.M])))
             self.__dict__["_digest"] = {"n_dof": self.n, **matrices, "b": array_digest(self.b),
                                         "output_dofs": array_digest(self.output_dofs), "g": float(self.g)}
         return dict(self.__dict__["_digest"])
