@@ -114,6 +114,13 @@ def index_array(name: str, value, n: int, *, allow_empty: bool = True, unique: b
     return a
 
 
+def max_abs(values) -> float:
+    """``max |values|`` (0 for none) in two passes, without an ``abs`` copy (at level 7 two such
+    copies, 68 MB each, took 0.2 s of the job's start, mostly faulting their pages in)."""
+    values = np.asarray(values)
+    return float(max(values.max(), -values.min())) if values.size else 0.0
+
+
 def one_of(name: str, value, choices) -> str:
     """``value`` if it is one of ``choices``, else a ValueError naming them."""
     if value not in choices:

@@ -265,15 +265,9 @@ def needs_mode_weights(system, method, freqs_hz) -> bool:
 
 def _lightly_damped(system, f_max) -> bool:
     """True if modes near ``f_max`` are underdamped (viscous C small against K)."""
-    k, c = _max_abs(system.k_values), _max_abs(system.c_values)
+    k, c = v.max_abs(system.k_values), v.max_abs(system.c_values)
     # C ~ beta K gives a damping ratio ~ beta pi f: overdamped beyond 1 / (beta pi)
     return k == 0 or c / k * np.pi * f_max < 1.0
-
-
-def _max_abs(values) -> float:
-    """``max |values|`` (0 for none) in two passes, without an ``abs`` copy (at level 7 the two copies,
-    68 MB each, took 0.2 s of the job's start, mostly faulting their pages in)."""
-    return float(max(values.max(), -values.min())) if values.size else 0.0
 
 
 def plan_sweep(system, freqs_hz, n_workers, method, *, calibration=None, weights=None,

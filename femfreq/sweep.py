@@ -485,7 +485,7 @@ def _check_frequency_scale(system, freqs):
     if freqs.size == 0:
         return
     f = float(freqs.max())
-    k, m = (max(float(v.max(initial=0.0)), -float(v.min(initial=0.0))) for v in (system.K.data, system.M.data))
+    k, m = v.max_abs(system.K.data), v.max_abs(system.M.data)
     if m == 0.0:
         return
     with np.errstate(over="ignore"):
