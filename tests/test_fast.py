@@ -474,3 +474,51 @@ def test_a_wide_band_on_a_small_model_stays_m_orthonormal():
         w = 2 * np.pi * freqs[i]
         x = np.linalg.solve((1 + 1j * system.g) * Kd - w * w * Md, b)
         np.testing.assert_allclose(r.response[i], x[out], rtol=1e-4, atol=1e-4 * np.abs(x[out]).max())
+
+
+def test_a_factored_response_is_the_dense_one_with_fallback_skipped_and_zero_rows():
+    import pickle
+
+    # free-free: 0 Hz is singular (skipped); a basis of 3 leaves most frequencies to direct solves;
+    # a zero load gives a zero row; one output DOF in three
+    K, M, b = _truss(10, 4, fixed=False)
+    out = np.arange(0, K.shape[0], 3)
+    system = _damped(K, M, b, "structural", output_dofs=out)
+    fn = _natural_hz(K, M)
+    freqs = np.concatenate([[0.0], np.linspace(fn[3] / 2, fn[20], 40)])
+    load = np.ones(freqs.size, dtype=complex)
+    load[7] = 0
+    kw = dict(max_basis=3, enlarge=False, skip_singular=True)
+    with pytest.warns(RuntimeWarning, match="skipping 0 Hz"):
+        dense = solve_band(system, freqs, load, **kw)
+    with pytest.warns(RuntimeWarning, match="skipping 0 Hz"):
+        fact = solve_band(system, freqs, load, factored=True, **kw)
+    assert isinstance(dense.response, np.ndarray) and not isinstance(fact.response, np.ndarray)
+    assert set(np.unique(fact.method)) == {1, 2, 3}  # every kind of row is there
+    got = fact.response.toarray()
+    assert got.shape == dense.response.shape == (freqs.size, out.size)
+    np.testing.assert_array_equal(np.isnan(got), np.isnan(dense.response))
+    np.testing.assert_allclose(np.nan_to_num(got), np.nan_to_num(dense.response), rtol=1e-13, atol=0)
+    assert np.all(got[7] == 0)
+    np.testing.assert_array_equal(fact.rel_residual, dense.rel_residual)
+    np.testing.assert_array_equal(np.asarray(fact.response), got)
+
+
+def test_a_factored_response_travels_in_a_fraction_of_the_dense_bytes():
+    import pickle
+
+    from femfreq.execute.task import solve_chunk
+    from femfreq.options import Fast
+
+    K, M, b = _truss(30, 8)
+    system = _damped(K, M, b, "beta")  # output_dofs: every DOF
+    freqs = np.linspace(0.0, 300.0, 400)
+    index = np.arange(freqs.size)
+    dense = solve_chunk(system, index, freqs, np.ones(freqs.size), Fast())
+    fact = solve_chunk(system, index, freqs, np.ones(freqs.size), Fast(), factored=True)
+    assert isinstance(dense.response, np.ndarray) and dense.expanded() is dense
+    size = len(pickle.dumps(fact, protocol=5))
+    assert size < 0.1 * dense.response.nbytes, (size, dense.response.nbytes)
+    back = pickle.loads(pickle.dumps(fact, protocol=5)).expanded()
+    np.testing.assert_allclose(back.response, dense.response, rtol=1e-13, atol=0)
+    np.testing.assert_array_equal(back.rel_residual, dense.rel_residual)

@@ -10,6 +10,7 @@ resubmitted; a lost scheduler becomes :class:`~femfreq.errors.ClusterError`.
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import os
 import time
@@ -20,6 +21,7 @@ import numpy as np
 
 from ..errors import ClusterError
 from ._common import _wait_for_workers
+from .task import ChunkResult
 
 __all__ = ["run_on_dask"]
 
@@ -204,9 +206,10 @@ def _pickled_nbytes(obj) -> int:
 
 
 def _default_chunk_function():
+    """:func:`~femfreq.execute.task.solve_chunk` with fast responses sent back factored."""
     from .task import solve_chunk
 
-    return solve_chunk
+    return functools.partial(solve_chunk, factored=True)
 
 
 def run_on_dask(
@@ -364,7 +367,7 @@ class _Run:
             if future.status == "finished":
                 result = future.result()
                 future.release()
-                yield result
+                yield result.expanded() if isinstance(result, ChunkResult) else result
                 continue
             if future.status == "error":
                 _raise_if_disconnected(self.client, future.exception())

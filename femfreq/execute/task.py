@@ -9,6 +9,7 @@ a :class:`ChunkResult` holding only the output DOF.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import socket
@@ -34,8 +35,10 @@ class ChunkResult:
     ----------
     index : (k,) int64
         Positions of the chunk's frequencies in the sweep.
-    response : (k, n_out) complex128
-        Response at the output DOF.
+    response : (k, n_out) complex128 or FactoredResponse
+        Response at the output DOF; a :class:`~femfreq.solvers.fast.response.FactoredResponse`
+        (the bases at the outputs and the reduced solutions) from a fast chunk solved with
+        ``factored=True``, until :meth:`expanded`.
     rel_residual, backward_error : (k,) float64
         ``||A x - P b|| / ||P b||`` and ``||A x - P b|| / (||A||_F ||x|| + ||P b||)``.
     method : (k,) int8
@@ -62,6 +65,12 @@ class ChunkResult:
     info: dict | None = None
     interface_force: np.ndarray | None = None
 
+    def expanded(self) -> "ChunkResult":
+        """This result with a dense ``response`` (itself when it already is)."""
+        if isinstance(self.response, np.ndarray):
+            return self
+        return dataclasses.replace(self, response=np.asarray(self.response.toarray(), dtype=np.complex128))
+
 
 def _worker_threads() -> tuple[int, int]:
     """(threads, chunks running) of the dask worker running this task; (1, 1) outside dask."""
@@ -83,7 +92,8 @@ def _worker_name() -> str:
         return f"{socket.gethostname()}:{os.getpid()}"
 
 
-def solve_chunk(system, index, freqs_hz, load, method: Direct | Fast | str = "direct") -> ChunkResult:
+def solve_chunk(system, index, freqs_hz, load, method: Direct | Fast | str = "direct", *,
+                factored: bool = False) -> ChunkResult:
     """Solve one chunk of frequencies and keep the output DOF.
 
     Parameters
@@ -100,6 +110,11 @@ def solve_chunk(system, index, freqs_hz, load, method: Direct | Fast | str = "di
         A sparse direct solve at every frequency, or the certified reduced-order
         sweep over the chunk's band (:func:`femfreq.solvers.fast.solve_band`), with
         their options.
+    factored : bool, optional
+        A fast chunk returns its response factored (``solve_band(..., factored=True)``):
+        a few MB to send back instead of ``16 k n_out`` bytes; :meth:`ChunkResult.expanded`
+        makes it dense. What a dask worker runs; no effect on a direct chunk or with base
+        motion (default False).
 
     Returns
     -------
@@ -126,10 +141,12 @@ def solve_chunk(system, index, freqs_hz, load, method: Direct | Fast | str = "di
             f"index, freqs_hz and load must have the same length (got {k}, {freqs_hz.size}, {load.size})"
         )
     if isinstance(method, Fast):
-        response, rel, bwd, codes, info = _fast(system, freqs_hz, load, method)
+        response, rel, bwd, codes, info = _fast(system, freqs_hz, load, method,
+                                                factored and system.base is None)
     else:
         response, rel, bwd, codes, info = _direct(system, freqs_hz, load, method)
-    response = np.asarray(response, dtype=np.complex128)
+    if isinstance(response, np.ndarray) or system.base is not None:
+        response = np.asarray(response, dtype=np.complex128)
     force = None
     if system.base is not None:
         response, force = _base_results(system, freqs_hz, load, response)
@@ -159,7 +176,7 @@ def _base_results(system, freqs_hz, load, response):
     return np.ascontiguousarray(response[:, :base.n_outputs]), force
 
 
-def _fast(system, freqs_hz, load, method: Fast):
+def _fast(system, freqs_hz, load, method: Fast, factored=False):
     """The certified reduced-order sweep of the chunk's band: (response, rel, bwd, codes, info)."""
     from ..solvers.fast import solve_band
 
@@ -169,9 +186,9 @@ def _fast(system, freqs_hz, load, method: Fast):
         from ..solvers.pardiso import mkl_threads
 
         with mkl_threads(share):
-            band = solve_band(system, freqs_hz, load, **method.band_kwargs)
+            band = solve_band(system, freqs_hz, load, factored=factored, **method.band_kwargs)
     else:
-        band = solve_band(system, freqs_hz, load, **method.band_kwargs)
+        band = solve_band(system, freqs_hz, load, factored=factored, **method.band_kwargs)
     info = dict(band.info or {}, threads=share)
     return band.response, band.rel_residual, band.backward_error, band.method, info
 

@@ -21,6 +21,7 @@ from ...system import System, proportional_damping
 from .. import get_solver
 from .factors import FACTOR_BACKENDS, shifted_factors
 from .reduced import ReducedPass, Settings
+from .response import FactoredResponse
 
 __all__ = ["BandResult", "solve_band"]
 
@@ -33,8 +34,9 @@ class BandResult:
 
     Attributes
     ----------
-    response : (k, n_out) complex array
-        Solution at ``system.output_dofs``.
+    response : (k, n_out) complex array or FactoredResponse
+        Solution at ``system.output_dofs`` (a :class:`FactoredResponse`, the same
+        after ``toarray()``, from ``solve_band(..., factored=True)``).
     rel_residual : (k,) float array
         Certified relative residual ``||A x - P b|| / ||P b||`` of the full system.
     backward_error : (k,) float array
@@ -87,7 +89,7 @@ def _check_inputs(system, freqs_hz, load, tol, max_basis, shifts, factor):
 
 def solve_band(system, freqs_hz, load, *, tol=1e-6, max_basis=None, shifts=None,
                direct_solver="auto", enlarge=True, max_shifts=8, step=None, factor="auto",
-               n_checks=2, skip_singular=False, split_depth=3):
+               n_checks=2, skip_singular=False, split_depth=3, factored=False):
     """Solve a band of frequencies on a certified reduced model.
 
     Builds a basis from real shift-invert Krylov sequences of ``(K, M)`` started
@@ -139,6 +141,11 @@ def solve_band(system, freqs_hz, load, *, tol=1e-6, max_basis=None, shifts=None,
         If True a singular ``A(omega)`` (e.g. 0 Hz with a free structure) is
         reported as skipped (method 3, NaN response and residuals) with a
         warning instead of raising.
+    factored : bool, optional
+        If True, ``response`` is a :class:`FactoredResponse`: the bases at the output
+        DOF and the reduced solutions, whose ``toarray()`` is the dense response. It
+        is a few MB where the dense array is ``16 k n_out`` bytes (what a dask task
+        sends back; default False).
 
     Returns
     -------
@@ -183,7 +190,7 @@ def solve_band(system, freqs_hz, load, *, tol=1e-6, max_basis=None, shifts=None,
     info = {"basis_size": 0, "basis_sizes": [], "shifts_hz": [], "n_fallback": 0, "n_factorizations": 0,
             "factor": None, "explicit_checks": [], "proportional_damping": prop is not None,
             "n_explicit": 0}
-    out = _Outputs(k, system.output_dofs.size)
+    out = _Outputs(k, system.output_dofs.size, factored)
     Pb_norm = np.abs(P) * np.linalg.norm(system.b)
     zero_rhs = Pb_norm == 0
     # zero load: x = 0 exactly
@@ -216,14 +223,27 @@ def solve_band(system, freqs_hz, load, *, tol=1e-6, max_basis=None, shifts=None,
 
 
 class _Outputs:
-    """The per-frequency arrays :func:`solve_band` fills."""
+    """The per-frequency arrays :func:`solve_band` fills; the response dense or factored."""
 
-    def __init__(self, k, n_out):
-        self.response = np.zeros((k, n_out), dtype=complex)
+    def __init__(self, k, n_out, factored=False):
+        self.response = FactoredResponse((k, n_out)) if factored else np.zeros((k, n_out), dtype=complex)
         self.rel = np.full(k, np.inf)
         self.xnorm = np.zeros(k)
         self.fast_res = np.full(k, np.inf)
         self.method = np.zeros(k, dtype=np.int8)
+
+    def set_reduced(self, rows, basis_rows, y):
+        """Rows ``rows`` are ``(basis_rows @ y).T`` (the basis at the outputs, reduced solutions)."""
+        if isinstance(self.response, FactoredResponse):
+            self.response.add(rows, basis_rows, y)
+        elif rows.size:
+            self.response[rows] = (basis_rows @ y.real).T + 1j * (basis_rows @ y.imag).T
+
+    def set_row(self, i, row):
+        if isinstance(self.response, FactoredResponse):
+            self.response.set_row(i, row)
+        else:
+            self.response[i] = row
 
 
 def _solve_bands(system, f, P, idx, shifts, cfg, factors, split_depth, timings, out, info):
@@ -241,7 +261,8 @@ def _solve_bands(system, f, P, idx, shifts, cfg, factors, split_depth, timings, 
         one.build(factors)
         res = one.certify()
         ok = res.ok
-        out.response[idx[ok]] = res.response[ok]
+        if res.basis_rows is not None:
+            out.set_reduced(idx[ok], res.basis_rows, res.y[:, ok])
         out.rel[idx[ok]] = res.rel[ok]
         out.xnorm[idx[ok]] = res.xnorm[ok]
         out.method[idx[ok]] = Method.FAST
@@ -272,11 +293,11 @@ def _fall_back(system, f, P, direct, out, direct_solver, skip_singular):
             if not skip_singular:
                 raise
             warnings.warn(f"skipping {f[i]:.6g} Hz: {exc}", RuntimeWarning, stacklevel=3)
-            out.response[i] = np.nan
+            out.set_row(i, np.full(system.output_dofs.size, np.nan))
             out.rel[i] = np.nan
             out.method[i] = Method.SKIPPED
             continue
-        out.response[i] = x[system.output_dofs]
+        out.set_row(i, x[system.output_dofs])
         out.rel[i], _ = system.residuals(omegas[i], x, P[i])
         out.xnorm[i] = np.linalg.norm(x)
         out.method[i] = Method.DIRECT

@@ -305,10 +305,9 @@ class _Basis:
         q = np.einsum("ik,ik->k", y.conj(), self.Gv[:m, :m] @ y).real
         return np.sqrt(np.maximum(q, 0.0))
 
-    def outputs(self, y):
-        """x[output_dofs] (k, n_out)."""
-        Vo = self.V[self.system.output_dofs, : self.m]
-        return (Vo @ y.real + 1j * (Vo @ y.imag)).T
+    def output_rows(self):
+        """The basis at the output DOF, (n_out, m), a copy: x[output_dofs] = output_rows() @ y."""
+        return self.V[self.system.output_dofs, : self.m]
 
     def full(self, y):
         """x = V y (n,) for one frequency (real V times the real and imaginary parts: no complex copy of V)."""

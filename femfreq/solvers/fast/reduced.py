@@ -41,7 +41,8 @@ class PassResult:
     """What one pass found for its ``k`` frequencies (``ok``: certified fast)."""
 
     ok: np.ndarray
-    response: np.ndarray
+    basis_rows: np.ndarray | None  # (n_out, m): the basis at the output DOF; rows ok are (basis_rows @ y).T
+    y: np.ndarray  # (m, k) reduced solutions
     rel: np.ndarray
     xnorm: np.ndarray
     fast_residual: np.ndarray
@@ -252,23 +253,23 @@ class ReducedPass:
     # -- certify ----------------------------------------------------------------------------
     def certify(self) -> PassResult:
         """Accept the reduced solutions that meet ``tol``; the rest is the caller's."""
-        k, system, basis = self.f.size, self.system, self.basis
-        self.response = np.zeros((k, system.output_dofs.size), dtype=complex)
+        k, basis = self.f.size, self.basis
         self.rel = np.full(k, np.inf)
         self.xnorm = np.zeros(k)
         ok = np.zeros(k, dtype=bool)
         checks, n_explicit = [], 0
+        basis_rows, y = None, self.y[:0]
         if basis is not None and basis.m:
             y = self.y[: basis.m]
+            basis_rows = basis.output_rows()
             ok = (self.rnorm <= self.target) & (self.res <= 0.5 * self.target)
-            self.response[ok] = basis.outputs(y[:, ok])
             self.rel[ok] = self.rnorm[ok] / self.Pb_norm[ok]
             self.xnorm[ok] = basis.x_norms(y[:, ok])
             n_explicit = self._resolve_explicitly(y, ok)
             checks = self._cross_check(y, ok)
         m = 0 if basis is None else basis.m
         return PassResult(
-            ok=ok, response=self.response, rel=self.rel, xnorm=self.xnorm,
+            ok=ok, basis_rows=basis_rows, y=y, rel=self.rel, xnorm=self.xnorm,
             fast_residual=self.rnorm / self.Pb_norm, basis_size=m, shifts=self.used_shifts,
             n_factorizations=self.n_fact, factor=self.factor_name, explicit_checks=checks,
             n_explicit=n_explicit, exhausted=m >= self.cfg.max_basis or self.n_fact >= self.cfg.max_shifts,
@@ -282,7 +283,6 @@ class ReducedPass:
             x = self.basis.full(y[:, i])
             r_exp, _ = self.system.residuals(self.omegas[i], x, self.P[i])
             if r_exp <= self.cfg.tol:
-                self.response[i] = x[self.system.output_dofs]
                 self.rel[i] = r_exp
                 self.xnorm[i] = np.linalg.norm(x)
                 ok[i] = True
