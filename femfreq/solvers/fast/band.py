@@ -237,7 +237,7 @@ class _Outputs:
         if isinstance(self.response, FactoredResponse):
             self.response.add(rows, basis_rows, y)
         elif rows.size:
-            self.response[rows] = (basis_rows @ y.real).T + 1j * (basis_rows @ y.imag).T
+            self.response[rows] = y.T @ basis_rows.T  # (r, n_out) in the response's own order
 
     def set_row(self, i, row):
         if isinstance(self.response, FactoredResponse):

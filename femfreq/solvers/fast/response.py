@@ -79,8 +79,7 @@ class FactoredResponse:
         """The dense ``(k, n_out)`` complex128 response."""
         out = np.zeros(self.shape, dtype=np.complex128)
         for rows, Vo, y in self.pieces:
-            # real Vo times the real and the imaginary part: no complex copy of Vo
-            out[rows] = (Vo @ y.real).T + 1j * (Vo @ y.imag).T
+            out[rows] = y.T @ Vo.T  # (r, n_out) in out's own order: no transposing copy
         for i, row in self.rows.items():
             out[i] = row
         return out
