@@ -613,3 +613,31 @@ def test_near_tolerance_defaults():
     assert select_nodes(points, {"near": [3.5, 0], "tol": 1.5}, edges=[[0, 1], [1, 2]]).tolist() == [2]
     with pytest.raises(ValueError, match=r"edges must be node ids in 0\.\.2"):
         select_nodes(points, {"near": [0, 0]}, edges=[[0, 3]])
+
+
+def test_a_models_system_shares_its_matrices_which_an_in_place_change_cannot_alter():
+    # Model.system() adopts the matrices it made for itself (no copy); the Model's matrices()
+    # are then those arrays, read-only: an in-place change is an error, not a silent change
+    m = replace(square_truss(), damping=Damping(beta=1e-3))
+    s = m.system()
+    K, C, M, _ = m.matrices()
+    assert np.shares_memory(s.k_values, K.data) and np.shares_memory(s.c_values, C.data)
+    before = s.dynamic_matrix(7.0).toarray()
+    for A in (K, C, M):
+        with pytest.raises(ValueError, match="read-only"):
+            A.data[0] = 0.0
+        with pytest.raises(ValueError, match="read-only"):
+            A.indices[0] = 0
+    # what a user does with them out of place still works
+    assert (2.0 * K).data[0] == 2.0 * K.data[0]
+    np.testing.assert_array_equal(s.dynamic_matrix(7.0).toarray(), before)
+
+
+def test_matrices_taken_before_the_system_stay_the_callers_own():
+    m = square_truss()
+    K, C, M, _ = m.matrices()  # the caller holds them before the System exists: it gets a copy
+    s = m.system()
+    before = s.dynamic_matrix(7.0).toarray()
+    K.data[:] = -1.0
+    M.data[:] = 5.0
+    np.testing.assert_array_equal(s.dynamic_matrix(7.0).toarray(), before)

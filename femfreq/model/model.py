@@ -17,7 +17,7 @@ import scipy.sparse as sp
 
 from . import rods
 from .. import _validate as v
-from ..system import System
+from ..system import System, _adopting, _read_only
 
 __all__ = ["Damping", "LoadHistory", "Model"]
 
@@ -437,6 +437,9 @@ class Model:
             If the model has neither a load (``b_full`` is None) nor a base.
         """
         if "system" not in self._cache:
+            # matrices made here for the System are its own: it shares their arrays, which become
+            # read-only (matrices() returns them too); matrices a caller may already hold are copied
+            fresh = "reduced" not in self._cache
             K, C, M, b = self.matrices()
             out = self.output_dofs if self.output_dofs is not None else np.arange(self.n_free)
             coupling = None
@@ -445,9 +448,12 @@ class Model:
                 out = np.concatenate([out, coupling.coupled])
             elif self.b_full is None:
                 raise ValueError(f"model {self.name!r} has no load: give a [load] or [base] section, or b_full")
-            self._cache["system"] = System(
-                K=K, C=C, M=M, b=b, g=self.damping.g, output_dofs=out, name=self.name, base=coupling
-            )
+            with _adopting(fresh):
+                self._cache["system"] = System(
+                    K=K, C=C, M=M, b=b, g=self.damping.g, output_dofs=out, name=self.name, base=coupling
+                )
+            if fresh:
+                _read_only(K, C, M)
         return self._cache["system"]
 
     def _base_load(self, K, C, M, out):
