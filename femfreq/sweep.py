@@ -130,9 +130,8 @@ def solve(
     where = as_cluster(cluster)
     calibration = _calibration(where)  # a bad calibration file fails before any work
     with contextlib.ExitStack() as stack:  # closes a temporary result folder, then a cluster started early
-        system, model, client, ordering = _system_and_client(stack, model_or_K, C, M, b, g=g,
-                                                             output_dofs=output_dofs, where=where, method=method,
-                                                             resume=resume)
+        system, model, client, ordering, cluster = _system_and_client(
+            stack, model_or_K, C, M, b, g=g, output_dofs=output_dofs, where=where, method=method, resume=resume)
         freqs, P, history = _frequencies_and_load(model, freqs_hz, load, system)
         if resume and out is not None and is_auto(freqs_hz):
             freqs = _results.frequencies_to_resume(out, freqs)  # recomputed from the modes: rounding differs
@@ -187,6 +186,8 @@ def solve(
                         for chunk in chunks:
                             writer.write_chunk(chunk)
                             bar.update(chunk)
+                        if cluster is not None:  # every chunk is written: close the cluster while the file is finished
+                            cluster.close_in_background()
                     except ClusterError as exc:
                         if isinstance(exc, SweepInterrupted):
                             raise
@@ -334,8 +335,9 @@ def _what(name, n, method) -> str:
 
 
 def _system_and_client(stack, model_or_K, C, M, b, *, g, output_dofs, where, method, resume):
-    """The System, its model (or None), a client already open on ``where`` (or None) and the
-    future of the model's node ordering (or None: :func:`_start_ordering`).
+    """The System, its model (or None), a client already open on ``where`` (or None), the
+    future of the model's node ordering (or None: :func:`_start_ordering`) and the
+    :class:`_EarlyCluster` that closes that client's cluster (or None).
 
     Starting an embedded cluster is ~1-1.5 s of waiting for its worker processes, and
     building a large model's System takes as long (1.7 s at satellite level 7). For a
@@ -349,7 +351,7 @@ def _system_and_client(stack, model_or_K, C, M, b, *, g, output_dofs, where, met
     from .model import Model  # local: keeps femfreq.sweep importable on its own
 
     if not (isinstance(model_or_K, Model) and isinstance(where, Local) and not resume):
-        return (*_build_system(model_or_K, C, M, b, g=g, output_dofs=output_dofs), None, None)
+        return (*_build_system(model_or_K, C, M, b, g=g, output_dofs=output_dofs), None, None, None)
     _check_model_arguments(model_or_K, C, M, b, output_dofs)
     from concurrent.futures import ThreadPoolExecutor
 
@@ -361,15 +363,52 @@ def _system_and_client(stack, model_or_K, C, M, b, *, g, output_dofs, where, met
     if ordering is not None:  # solve() never returns, or raises, with PARDISO still running in it
         stack.callback(ordering.thread.join)
     pool = ThreadPoolExecutor(1, thread_name_prefix="femfreq-system")
+    cluster = _EarlyCluster()
+    stack.callback(cluster.close)  # closed however solve() ends, at the latest when it does
     try:
         build = pool.submit(_build_system, model, C, M, b, g=g, output_dofs=output_dofs)
-        client = stack.enter_context(open_client(
+        client = cluster.stack.enter_context(open_client(
             where, worker_bytes=plan.worker_memory_bytes(model.n_free, model.pattern_nnz(), method),
             what=_what(model.name, model.n_free, method)))
         system, model = build.result()
     finally:
         pool.shutdown(wait=False)  # an error while the cluster starts need not wait for the build
-    return system, model, client, ordering
+    return system, model, client, ordering, cluster
+
+
+class _EarlyCluster:
+    """The embedded cluster :func:`_system_and_client` started, and its closing.
+
+    Closing the scheduler and its worker processes takes a few tenths of a second. Once
+    every chunk is written, :meth:`close_in_background` starts it in a thread, while the
+    result file is finished and read back; :meth:`close` (on ``solve()``'s exit stack)
+    waits for it, or closes the cluster itself if that never started (an error, a Ctrl-C).
+    """
+
+    def __init__(self):
+        self.stack = contextlib.ExitStack()
+        self._thread = None
+        self._error = None
+
+    def close_in_background(self):
+        import threading
+
+        def run():
+            try:
+                self.stack.close()
+            except BaseException as exc:  # noqa: BLE001 - raised in close(), in the caller's thread
+                self._error = exc
+
+        self._thread = threading.Thread(target=run, name="femfreq-cluster-close", daemon=True)
+        self._thread.start()
+
+    def close(self):
+        if self._thread is None:
+            self.stack.close()
+            return
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
 
 
 def _start_ordering(model, method):

@@ -234,3 +234,46 @@ def test_mode_weights_are_finite_at_zero_hz_when_modes_thin_out():
     w = mode_weights(s, np.linspace(0, 1000, 101))
     assert np.all(np.isfinite(w)) and np.all(w >= 0) and w.sum() == pytest.approx(1.0)
     assert w[1] > w[-1]  # denser at the bottom for p < 1
+
+
+def test_the_embedded_cluster_closes_while_the_file_is_finished_and_is_closed_on_return(tmp_path, monkeypatch):
+    # solve() closes the cluster it started in a thread once every chunk is written, overlapping
+    # the reading back of the file; it returns only when the cluster is closed, also when that
+    # reading fails
+    import threading
+
+    import psutil
+
+    import femfreq
+    from femfreq.model import load_model
+    from femfreq.options import Local
+    from femfreq.results import ResultWriter
+
+    seen = {}
+    real = ResultWriter.result
+
+    def result(self):
+        seen["closing"] = any(t.name == "femfreq-cluster-close" for t in threading.enumerate())
+        return real(self)
+
+    def children():  # multiprocessing's resource tracker, started by the first spawn, stays
+        return {p.pid for p in psutil.Process().children(recursive=True)
+                if "resource_tracker" not in " ".join(p.cmdline())}
+
+    monkeypatch.setattr(ResultWriter, "result", result)
+    before = children()
+    r = femfreq.solve(load_model("satellite", level=1), method="fast", freqs_hz=np.linspace(0, 200, 33),
+                      out=tmp_path / "r.h5", cluster=Local(n_workers=1, dashboard=False), progress=False)
+    assert r.complete and seen["closing"]
+    assert not any(t.name == "femfreq-cluster-close" for t in threading.enumerate())
+    assert children() <= before
+
+    def broken(self):
+        raise OSError("disk gone")
+
+    monkeypatch.setattr(ResultWriter, "result", broken)
+    with pytest.raises(OSError, match="disk gone"):
+        femfreq.solve(load_model("satellite", level=1), method="fast", freqs_hz=np.linspace(0, 200, 33),
+                      cluster=Local(n_workers=1, dashboard=False), progress=False)
+    assert not any(t.name == "femfreq-cluster-close" for t in threading.enumerate())
+    assert children() <= before

@@ -379,13 +379,18 @@ def _local_client(where, *, worker_bytes=None, what="the sweep"):
         )
     try:
         interrupt.raise_if_pressed()  # a Ctrl-C while the workers started: now that they can be closed
-        with Client(cluster, security=security or None, timeout=where.timeout) as client:
+        # not `with Client(...)`: that also makes it the current client of this thread's context,
+        # which only this thread could undo, and femfreq.solve closes the cluster in another one
+        client = Client(cluster, security=security or None, timeout=where.timeout)
+        try:
             if not security and not _is_loopback(where.host):
                 _warn_open(client, where.host)
             _wait_for_workers(client, n_workers, where.timeout, "the local cluster")
             register_quiet_close(client)
             _announce(client, f"local dask cluster ({n_workers} workers x {threads} threads)")
             yield client
+        finally:
+            client.close()
     finally:
         cluster.close()
 
