@@ -404,6 +404,8 @@ class Model:
         -------
         K, C, M : (n_free, n_free) scipy.sparse.csc_matrix
             Symmetric. ``C = alpha M + beta K`` (an empty matrix without viscous damping).
+            When :meth:`system` made them (it was called first), the System shares their
+            arrays and they are read-only: change a copy (``K.copy()``), not them.
         b : (n_free,) float64
             The load vector (zeros if the model has no load).
         """
