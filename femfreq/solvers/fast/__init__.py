@@ -30,12 +30,15 @@ counts (:func:`count_modes`: the inertia of ``K - s M``).
 Modules: :mod:`.factors` (the real factorizations of ``K - s M``), :mod:`.modes`
 (mode counts and weights), :mod:`.basis` (the reduced basis and its certificate),
 :mod:`.reduced` (one pass: build, certify), :mod:`.band` (:func:`solve_band`,
-with the direct fallback).
+with the direct fallback), :mod:`.response` (:class:`FactoredResponse`: a band's
+response as its bases at the outputs times the reduced solutions, what a dask task
+sends back).
 
 See ``docs/fast_sweep.md`` for the design and its measurements.
 """
 
 from .band import BandResult, solve_band
 from .modes import count_modes, mode_weights, sturm_frequencies
+from .response import FactoredResponse
 
-__all__ = ["BandResult", "count_modes", "mode_weights", "solve_band", "sturm_frequencies"]
+__all__ = ["BandResult", "FactoredResponse", "count_modes", "mode_weights", "solve_band", "sturm_frequencies"]
