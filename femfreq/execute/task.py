@@ -145,7 +145,7 @@ def solve_chunk(system, index, freqs_hz, load, method: Direct | Fast | str = "di
                                                 factored and system.base is None)
     else:
         response, rel, bwd, codes, info = _direct(system, freqs_hz, load, method)
-    if isinstance(response, np.ndarray) or system.base is not None:
+    if isinstance(response, np.ndarray):  # else factored (a fast chunk; never with a base)
         response = np.asarray(response, dtype=np.complex128)
     force = None
     if system.base is not None:

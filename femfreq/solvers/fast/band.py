@@ -190,7 +190,7 @@ def solve_band(system, freqs_hz, load, *, tol=1e-6, max_basis=None, shifts=None,
     info = {"basis_size": 0, "basis_sizes": [], "shifts_hz": [], "n_fallback": 0, "n_factorizations": 0,
             "factor": None, "explicit_checks": [], "proportional_damping": prop is not None,
             "n_explicit": 0}
-    out = _Outputs(k, system.output_dofs.size, factored)
+    out = _Outputs(k, system.output_dofs.size)
     Pb_norm = np.abs(P) * np.linalg.norm(system.b)
     zero_rhs = Pb_norm == 0
     # zero load: x = 0 exactly
@@ -218,32 +218,19 @@ def solve_band(system, freqs_hz, load, *, tol=1e-6, max_basis=None, shifts=None,
     log.info("fast band %.4g..%.4g Hz: bases %s, %d shifts, %d fallbacks, %.2f s",
              f.min(), f.max(), info["basis_sizes"], info["n_factorizations"], info["n_fallback"],
              info["seconds"])
-    return BandResult(response=out.response, rel_residual=out.rel, backward_error=bwd, method=out.method,
-                      info=info)
+    return BandResult(response=out.response if factored else out.response.toarray(), rel_residual=out.rel,
+                      backward_error=bwd, method=out.method, info=info)
 
 
 class _Outputs:
-    """The per-frequency arrays :func:`solve_band` fills; the response dense or factored."""
+    """The per-frequency arrays :func:`solve_band` fills."""
 
-    def __init__(self, k, n_out, factored=False):
-        self.response = FactoredResponse((k, n_out)) if factored else np.zeros((k, n_out), dtype=complex)
+    def __init__(self, k, n_out):
+        self.response = FactoredResponse((k, n_out))  # made dense at the end unless asked for as it is
         self.rel = np.full(k, np.inf)
         self.xnorm = np.zeros(k)
         self.fast_res = np.full(k, np.inf)
         self.method = np.zeros(k, dtype=np.int8)
-
-    def set_reduced(self, rows, basis_rows, y):
-        """Rows ``rows`` are ``(basis_rows @ y).T`` (the basis at the outputs, reduced solutions)."""
-        if isinstance(self.response, FactoredResponse):
-            self.response.add(rows, basis_rows, y)
-        elif rows.size:
-            self.response[rows] = y.T @ basis_rows.T  # (r, n_out) in the response's own order
-
-    def set_row(self, i, row):
-        if isinstance(self.response, FactoredResponse):
-            self.response.set_row(i, row)
-        else:
-            self.response[i] = row
 
 
 def _solve_bands(system, f, P, idx, shifts, cfg, factors, split_depth, timings, out, info):
@@ -262,7 +249,7 @@ def _solve_bands(system, f, P, idx, shifts, cfg, factors, split_depth, timings, 
         res = one.certify()
         ok = res.ok
         if res.basis_rows is not None:
-            out.set_reduced(idx[ok], res.basis_rows, res.y[:, ok])
+            out.response.add(idx[ok], res.basis_rows, res.y[:, ok])
         out.rel[idx[ok]] = res.rel[ok]
         out.xnorm[idx[ok]] = res.xnorm[ok]
         out.method[idx[ok]] = Method.FAST
@@ -293,11 +280,11 @@ def _fall_back(system, f, P, direct, out, direct_solver, skip_singular):
             if not skip_singular:
                 raise
             warnings.warn(f"skipping {f[i]:.6g} Hz: {exc}", RuntimeWarning, stacklevel=3)
-            out.set_row(i, np.full(system.output_dofs.size, np.nan))
+            out.response.set_row(i, np.full(system.output_dofs.size, np.nan))
             out.rel[i] = np.nan
             out.method[i] = Method.SKIPPED
             continue
-        out.set_row(i, x[system.output_dofs])
+        out.response.set_row(i, x[system.output_dofs])
         out.rel[i], _ = system.residuals(omegas[i], x, P[i])
         out.xnorm[i] = np.linalg.norm(x)
         out.method[i] = Method.DIRECT
