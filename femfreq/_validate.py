@@ -239,3 +239,41 @@ def sparse_matrix(name: str, A):
                                          compressed="column" if fmt == "csc" else "row")
     cls = sp.csc_matrix if fmt == "csc" else sp.csr_matrix
     return sp.csc_matrix(cls((data, indices, indptr), shape=shape))
+
+
+def float_csc(name: str, A, n: int | None = None, *, copy: bool = True):
+    """A checked real float64 CSC matrix of ``A`` (sparse or dense), square, ``(n, n)`` when
+    ``n`` is given, every entry finite; a copy unless ``copy=False`` and ``A`` is one already.
+
+    A complex ``A`` with a zero imaginary part is taken as real; a non-zero one is refused
+    (hysteretic damping goes through ``g``). The errors name the matrix and the entry at fault.
+    """
+    import scipy.sparse as sp
+
+    if sp.issparse(A):
+        A = sparse_matrix(name, A)  # checks the structure before scipy's compiled code reads it
+    else:
+        A = np.asarray(A)
+        if A.ndim != 2:
+            raise ValueError(f"{name} must be a 2-D matrix (has shape {A.shape})")
+        A = sp.csc_matrix(A)
+    if A.shape[0] != A.shape[1]:
+        raise ValueError(f"{name} must be square (has shape {A.shape})")
+    if n is not None and A.shape != (n, n):
+        raise ValueError(f"{name} has shape {A.shape}; expected ({n}, {n}) like K")
+    if np.iscomplexobj(A.data):
+        if np.any(A.data.imag != 0):
+            raise ValueError(
+                f"{name} must be real (it has complex entries); give hysteretic "
+                "damping through g, K(1 + i g), not a complex K"
+            )
+        A = sp.csc_matrix(A.real)
+    A = A.astype(np.float64, copy=copy)
+    bad = ~np.isfinite(A.data)
+    if bad.any():
+        k = int(np.flatnonzero(bad)[0])
+        col = int(np.searchsorted(A.indptr, k, side="right") - 1)
+        raise ValueError(
+            f"{name} has a non-finite entry {A.data[k]} at row {A.indices[k]}, column {col}"
+        )
+    return A

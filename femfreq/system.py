@@ -23,6 +23,7 @@ from functools import cached_property
 import numpy as np
 import scipy.sparse as sp
 
+from . import _validate as v
 from ._digest import array_digest, matrix_digests
 from ._lean_pickle import lean_state, restore_state
 
@@ -51,38 +52,6 @@ def _read_only(*matrices):
     for A in matrices:
         for a in (A.data, A.indices, A.indptr):
             a.flags.writeable = False
-
-
-def _as_sparse(name, A, n=None):
-    from ._validate import sparse_matrix
-
-    if sp.issparse(A):
-        A = sparse_matrix(name, A)  # checks the structure before scipy's compiled code reads it
-    else:
-        A = np.asarray(A)
-        if A.ndim != 2:
-            raise ValueError(f"{name} must be a 2-D matrix (has shape {A.shape})")
-        A = sp.csc_matrix(A)
-    if A.shape[0] != A.shape[1]:
-        raise ValueError(f"{name} must be square (has shape {A.shape})")
-    if n is not None and A.shape != (n, n):
-        raise ValueError(f"{name} has shape {A.shape}; expected ({n}, {n}) like K")
-    if np.iscomplexobj(A.data):
-        if np.any(A.data.imag != 0):
-            raise ValueError(
-                f"{name} must be real (it has complex entries); give hysteretic "
-                "damping through g, K(1 + i g), not a complex K"
-            )
-        A = sp.csc_matrix(A.real)
-    A = A.astype(np.float64, copy=not _ADOPT.get())  # this System's own copy, unless it adopts
-    bad = ~np.isfinite(A.data)
-    if bad.any():
-        k = int(np.flatnonzero(bad)[0])
-        col = int(np.searchsorted(A.indptr, k, side="right") - 1)
-        raise ValueError(
-            f"{name} has a non-finite entry {A.data[k]} at row {A.indices[k]}, column {col}"
-        )
-    return A
 
 
 @dataclass(frozen=True, eq=False)
@@ -211,12 +180,12 @@ class System:
     base: BaseCoupling | None = None
 
     def __post_init__(self):
-        K = _as_sparse("K", self.K)
+        K = v.float_csc("K", self.K, copy=not _ADOPT.get())
         n = K.shape[0]
         if n == 0:
             raise ValueError("K is empty (0 x 0): the model has no free DOF")
-        C = sp.csc_matrix((n, n)) if self.C is None else _as_sparse("C", self.C, n)
-        M = _as_sparse("M", self.M, n)
+        C = sp.csc_matrix((n, n)) if self.C is None else v.float_csc("C", self.C, n, copy=not _ADOPT.get())
+        M = v.float_csc("M", self.M, n, copy=not _ADOPT.get())
         b = np.asarray(self.b)
         if b.ndim == 2 and 1 in b.shape:
             b = b.ravel()
@@ -284,7 +253,7 @@ class System:
         diag = np.flatnonzero(K.indices == cols)
         if diag.size != n:
             return False
-        # K, C and M are this System's own float64 copies (_as_sparse): the values on the pattern
+        # K, C and M are this System's own float64 copies (_validate.float_csc): the values on the pattern
         # share their arrays, as after unpickling (restore_state), instead of copying them again
         if same(M):
             m_values = M.data

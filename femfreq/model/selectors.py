@@ -240,3 +240,31 @@ def output_dofs_from(points, select, directions="xy", *, edges=None) -> np.ndarr
     comps = _directions(directions, "output 'directions'")
     nodes = select_nodes(points, select, edges=edges)
     return (2 * nodes[:, None] + comps[None, :]).ravel()
+
+
+def _lost_load(points, edges, fixed, b):
+    """Why no part of the full load ``b`` reaches a free DOF (a message), or None if some does.
+
+    ``fixed`` are the fixed full DOF; a node in no rod counts as fixed (the Model fixes it).
+    """
+    loaded = np.flatnonzero(b)
+    if loaded.size == 0:
+        return "the load vector is zero; the response would be zero"
+    free = np.ones(b.size, dtype=bool)
+    free[fixed] = False
+    connected = np.zeros(points.shape[0], dtype=bool)
+    connected[np.asarray(edges).ravel()] = True
+    free[2 * np.flatnonzero(~connected)] = False
+    free[2 * np.flatnonzero(~connected) + 1] = False
+    if free[loaded].any():
+        return None
+    nodes = np.unique(loaded // 2)
+    node = int(nodes[0])
+    x, y = points[node]
+    where = f"node {node} ({x:g}, {y:g})" if nodes.size == 1 else f"{nodes.size} nodes (first: node {node} at ({x:g}, {y:g}))"
+    if not connected[node]:
+        why = f"node {node} belongs to no rod"
+    else:
+        comps = " and ".join("xy"[d % 2] for d in loaded[loaded // 2 == node])
+        why = f"its {comps} DOF {'are' if ' ' in comps else 'is'} fixed"
+    return f"the load at {where} acts only on fixed DOF ({why}); the response would be zero"
