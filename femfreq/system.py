@@ -180,12 +180,13 @@ class System:
     base: BaseCoupling | None = None
 
     def __post_init__(self):
-        K = v.float_csc("K", self.K, copy=not _ADOPT.get())
+        adopt = _ADOPT.get()  # share the given matrices' arrays (read-only) instead of copying them
+        K = v.float_csc("K", self.K, copy=not adopt)
         n = K.shape[0]
         if n == 0:
             raise ValueError("K is empty (0 x 0): the model has no free DOF")
-        C = sp.csc_matrix((n, n)) if self.C is None else v.float_csc("C", self.C, n, copy=not _ADOPT.get())
-        M = v.float_csc("M", self.M, n, copy=not _ADOPT.get())
+        C = sp.csc_matrix((n, n)) if self.C is None else v.float_csc("C", self.C, n, copy=not adopt)
+        M = v.float_csc("M", self.M, n, copy=not adopt)
         b = np.asarray(self.b)
         if b.ndim == 2 and 1 in b.shape:
             b = b.ravel()
@@ -229,7 +230,7 @@ class System:
             if out.size != n_out + self.base.coupled.size or np.any(out[n_out:] != self.base.coupled):
                 raise ValueError("with a base, output_dofs must be the outputs followed by base.coupled")
         self._align()
-        if _ADOPT.get():
+        if adopt:
             _read_only(self.K, self.C, self.M)
 
     # -- pattern -------------------------------------------------------------
