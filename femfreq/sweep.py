@@ -179,9 +179,11 @@ def solve(
             bar = _Progress(progress, freqs.size, freqs.size - todo.size, f"sweep {file_attrs['model_name']}")
             try:
                 if todo.size:
-                    _attach_ordering(system, ordering)
+                    # the System leaves for the workers without waiting for its ordering: they load
+                    # it while the ordering ends, and get the ordering before their first task
+                    late = _attach_ordering(system, ordering, wait=client is None)
                     chunks = _chunks(system, todo, freqs, P, method, where, calibration,
-                                     _recipe(model, system, where), client=client)
+                                     _recipe(model, system, where), client=client, ordering=late)
                     try:
                         for chunk in chunks:
                             writer.write_chunk(chunk)
@@ -236,14 +238,17 @@ def _recipe(model, system, where):
     return recipe
 
 
-def _chunks(system, todo, freqs, P, method, where, calibration, recipe=None, client=None):
+def _chunks(system, todo, freqs, P, method, where, calibration, recipe=None, client=None, ordering=None):
     """Plan the frequencies ``todo`` and yield their ChunkResults, serially or on dask.
 
     ``client``: one already open on ``where`` (:func:`_system_and_client`), else one is opened here.
+    ``ordering``: the future of a node ordering not yet attached to ``system``; it is given
+    to the System and to every worker's copy before the first task (:func:`_attach_late`).
     """
     from . import plan
 
     if isinstance(where, Serial):
+        _attach_ordering(system, ordering)
         from .execute.serial import run_serial
 
         weights = None
@@ -263,6 +268,7 @@ def _chunks(system, todo, freqs, P, method, where, calibration, recipe=None, cli
                           what=_what(system.name, system.n, method)))
     with opened as client:
         def tasks(system_future):  # planned once the System is on the workers
+            _attach_late(client, system, system_future, ordering)
             workers = list(client.scheduler_info().get("workers", {}))
             n = max(1, len(workers))
             weights = None
@@ -445,12 +451,15 @@ def _start_ordering(model, method):
     return future
 
 
-def _attach_ordering(system, future) -> None:
-    """Give ``system`` the node ordering of ``future`` (waiting for it), when one was started."""
+def _attach_ordering(system, future, wait=True):
+    """Give ``system`` the node ordering of ``future``, when one was started: waiting for it,
+    or, with ``wait=False``, only if it is ready. The future still to attach, or None."""
     from .solvers.ordering import attach, ordering_of
 
     if future is None or ordering_of(system) is not None:
-        return
+        return None
+    if not (wait or future.done()):
+        return future
     t0 = time.perf_counter()
     try:
         perm = future.result()
@@ -460,6 +469,38 @@ def _attach_ordering(system, future) -> None:
     if perm.size == system.n:
         attach(system, perm)
         log.debug("node ordering attached (waited %.2f s)", time.perf_counter() - t0)
+    return None
+
+
+def _attach_late(client, system, system_future, future) -> None:
+    """The node ordering ``future`` that was not ready when the System left for the workers:
+    attached to ``system`` (so that a System sent again carries it) and to every worker's
+    copy, before any task factors with it. A worker without a copy (one that joins later
+    loads the System as it was sent) orders the pattern itself: slower, the same answer."""
+    from .solvers.ordering import ordering_of
+
+    if future is None:
+        return
+    t0 = time.perf_counter()
+    _attach_ordering(system, future)
+    perm = ordering_of(system)
+    if perm is not None:
+        given = client.run(_attach_to_copy, system_future.key, perm)
+        log.debug("node ordering given to %d of %d workers' copies of the system (%.2f s after they held it)",
+                  sum(given.values()), len(given), time.perf_counter() - t0)
+
+
+def _attach_to_copy(key, perm, dask_worker=None) -> bool:
+    """On a worker: give its copy of the System (dask key ``key``) the ordering ``perm``;
+    whether it has it now."""
+    from .solvers.ordering import attach, ordering_of
+
+    held = dask_worker.data.get(key) if dask_worker is not None else None
+    if not isinstance(held, System):
+        return False
+    if ordering_of(held) is None:
+        attach(held, perm)
+    return True
 
 
 def _check_model_arguments(model_or_K, C, M, b, output_dofs):

@@ -118,3 +118,35 @@ def test_a_sweep_that_fails_at_the_start_leaves_no_ordering_running(tmp_path, mo
         femfreq.solve(load_model("satellite", level=3), method="fast", freqs_hz=np.linspace(0.0, 400.0, 64),
                       out=out, cluster=Local(n_workers=1, dashboard=False), progress=False)
     assert [t.name for t in threading.enumerate() if t.name == "femfreq-ordering"] == []
+
+
+def test_an_ordering_that_ends_after_the_system_left_reaches_the_workers(monkeypatch, caplog):
+    # the System goes to the workers without waiting for the client's ordering thread; a late
+    # ordering is then given to every worker's copy before the first task factors with it
+    import logging
+    import time
+
+    import femfreq
+    from femfreq.options import Local
+    from femfreq.solvers import ordering
+
+    real = ordering.node_ordering
+
+    def slow(*args, **kwargs):
+        time.sleep(4.0)  # still running when the System is on the workers
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(ordering, "node_ordering", slow)
+    caplog.set_level(logging.DEBUG, logger="femfreq.sweep")
+    freqs = np.linspace(0.0, 400.0, 64)
+    model = load_model("satellite", level=2)
+    r = femfreq.solve(model, method="fast", freqs_hz=freqs, cluster=Local(n_workers=2, dashboard=False),
+                      progress=False)
+    assert ordering_of(model.system()) is not None
+    given = [rec.getMessage() for rec in caplog.records if "node ordering given to" in rec.getMessage()]
+    assert len(given) == 1 and given[0].startswith("node ordering given to 2 of 2 workers' copies"), given
+    reference = femfreq.solve(load_model("satellite", level=2), method="fast", freqs_hz=freqs, cluster=None,
+                              progress=False)
+    assert r.rel_residual.max() <= 1e-6
+    np.testing.assert_allclose(r.response, reference.response, rtol=0,
+                               atol=1e-7 * np.abs(reference.response).max())
