@@ -2,9 +2,10 @@
 
 1. One fast sub-band (:func:`femfreq.execute.task.solve_chunk` with ``Fast()``, g = 0.02,
    C = 0) on a 1-thread dask worker started by plain dask (its nanny exports
-   ``MALLOC_TRIM_THRESHOLD_=65536``), on one started by femfreq (without it), and in a
-   plain spawned process: interleaved, medians of the time and the minor page faults
-   measured inside the task (``getrusage(RUSAGE_THREAD)``).
+   ``MALLOC_TRIM_THRESHOLD_=65536``), on one started by femfreq (``femfreq.execute.MALLOC_ENV``),
+   and in a plain spawned process (glibc's default, dynamic thresholds): interleaved, medians
+   of the time and the minor page faults measured inside the task
+   (``getrusage(RUSAGE_THREAD)``), and each process's resident memory after the runs.
 2. Direct factor + solve per frequency on a worker of ``Local(n_workers=1,
    threads_per_worker=2)``: PARDISO with the worker's 2 threads vs pinned to 1
    (``Direct(solver_options={"threads": 1})``), interleaved, medians; the ratio.
@@ -12,10 +13,13 @@
    beside PARDISO's own report, a worker's resident memory before it holds a System,
    and the plan for this machine.
 
-Quick: satellite level 3; full: level 5.
+Quick: satellite level 3; full: level 5. ``--level N``: part 1 only, at level N (glibc's
+dynamic mmap threshold stops at 32 MiB: only from level 6 on are a sub-band's tall blocks
+larger than that).
 
-    python -m benchmarks.bench_workers          # quick (< 1 min on a quiet machine)
-    python -m benchmarks.bench_workers --full   # level 5 (several minutes)
+    python -m benchmarks.bench_workers            # quick (< 1 min on a quiet machine)
+    python -m benchmarks.bench_workers --full     # level 5 (several minutes)
+    python -m benchmarks.bench_workers --level 7  # part 1 at 613,516 DOF (~10 min, ~8 GB)
 """
 
 from __future__ import annotations
@@ -70,6 +74,11 @@ def env_value(name):
     return os.environ.get(name)
 
 
+def malloc_env():
+    """This process's glibc malloc thresholds from its environment, as one short string."""
+    return ", ".join(f"{k}={os.environ.get(k)}" for k in ("MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_"))
+
+
 _POOL_SYSTEM = None
 
 
@@ -118,19 +127,21 @@ def _malloc_rows(system, n_freqs, repeats):
         t = statistics.median(s for s, _, _ in results)
         faults = statistics.median(f for _, f, _ in results)
         out = results[-1][2]
-        env = envs[name]
+        env, rss = envs[name]
         rows.append({"measure": f"fast sub-band, {name}", "value": f"{t:.2f} s",
                      "detail": f"x{t / base:.2f} of the plain process; {faults / 1e6:.2f} M minor faults; "
-                               f"MALLOC_TRIM_THRESHOLD_={env}; basis {out.info.get('basis_size')}, max rel. "
-                               f"residual {np.max(out.rel_residual):.1e}; runs {', '.join(f'{s:.2f}' for s, _, _ in results)}"})
+                               f"{rss / 1e6:.0f} MB resident after the runs; {env}; basis "
+                               f"{out.info.get('basis_size')}, max rel. residual {np.max(out.rel_residual):.1e}; "
+                               f"runs {', '.join(f'{s:.2f}' for s, _, _ in results)}"})
     return rows
 
 
 def _interleave(system, args, repeats, pool, ff_client, dask_client):
-    """The timed runs of each environment, interleaved: ({name: [(s, faults, result)]}, {name: env value})."""
+    """The timed runs of each environment, interleaved: ({name: [(s, faults, result)]},
+    {name: (malloc settings, resident bytes after the runs)})."""
     clients = {"dask default": dask_client, "femfreq": ff_client}
-    envs = {name: next(iter(c.run(env_value, "MALLOC_TRIM_THRESHOLD_").values())) for name, c in clients.items()}
-    envs["plain process"] = pool.submit(env_value, "MALLOC_TRIM_THRESHOLD_").result()
+    envs = {name: next(iter(c.run(malloc_env).values())) for name, c in clients.items()}
+    envs["plain process"] = pool.submit(malloc_env).result()
     futures = {name: c.scatter(system, broadcast=True, hash=False) for name, c in clients.items()}
     runs = {name: (lambda c=c, f=futures[name]: c.submit(timed_chunk, f, *args, pure=False).result())
             for name, c in clients.items()}
@@ -141,7 +152,9 @@ def _interleave(system, args, repeats, pool, ff_client, dask_client):
     for _ in range(repeats):
         for name, run in runs.items():
             got[name].append(run())
-    return got, envs
+    rss = {name: next(iter(c.run(worker_rss).values())) for name, c in clients.items()}
+    rss["plain process"] = pool.submit(worker_rss).result()
+    return got, {name: (envs[name], rss[name]) for name in envs}
 
 
 def _thread_rows(system, n_freqs, repeats):
@@ -204,22 +217,26 @@ def _memory_rows(system):
     ]
 
 
-def run(quick: bool = True) -> dict:
-    """The three parts at satellite level 3 (quick) or 5 (full).
+def run(quick: bool = True, level: int | None = None) -> dict:
+    """The three parts at satellite level 3 (quick) or 5 (full); part 1 only at ``level``.
 
     Returns
     -------
     dict
         ``{"name", "rows", "notes"}``.
     """
+    only_level, only_malloc = level, level is not None
     level, band, n_direct, repeats = (3, 100, 8, 3) if quick else (5, 150, 6, 3)
+    if only_malloc:
+        level, band = int(only_level), 150
     t0 = time.perf_counter()
     system = _system(level)
     build_s = time.perf_counter() - t0
     load_before = os.getloadavg()[0]
     rows = _malloc_rows(system, band, repeats)
-    rows += _thread_rows(system, n_direct, repeats)
-    rows += _memory_rows(system)
+    if not only_malloc:
+        rows += _thread_rows(system, n_direct, repeats)
+        rows += _memory_rows(system)
     load_after = os.getloadavg()[0]
     notes = (
         f"satellite level {level}: {system.n:,} DOF, nnz {system.nnz:,} (built in {build_s:.1f} s); fast "
@@ -232,4 +249,6 @@ def run(quick: bool = True) -> dict:
 
 
 if __name__ == "__main__":
-    print(markdown(run(quick="--full" not in sys.argv[1:])))
+    args = sys.argv[1:]
+    print(markdown(run(quick="--full" not in args, level=int(args[args.index("--level") + 1]) if "--level" in args
+                       else None)))

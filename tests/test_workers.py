@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import contextlib
 import logging
 import os
@@ -10,7 +11,7 @@ import numpy as np
 import pytest
 
 from femfreq.errors import ClusterError
-from femfreq.execute import open_client, solve_chunk
+from femfreq.execute import MALLOC_ENV, WORKER_ENV_SETTING, open_client, solve_chunk
 from femfreq.options import Direct, Fast, JobQueue, Local
 from femfreq.plan import WORKER_BASE_BYTES, plan_workers, worker_memory_bytes
 from femfreq.solvers import pardiso_available
@@ -171,26 +172,51 @@ def _worker_env(name):
     return os.environ.get(name)
 
 
-def test_workers_femfreq_starts_keep_glibcs_dynamic_malloc_thresholds(two_thread_worker):
-    # dask's nanny exports MALLOC_TRIM_THRESHOLD_=65536; femfreq's workers go without it
-    (value,) = two_thread_worker.run(_worker_env, "MALLOC_TRIM_THRESHOLD_").values()
-    assert value is None
+def test_workers_femfreq_starts_reuse_large_arrays_from_the_heap(two_thread_worker):
+    # dask's nanny exports MALLOC_TRIM_THRESHOLD_=65536; femfreq's workers get MALLOC_ENV instead
+    from femfreq.execute import MALLOC_ENV
+
+    assert int(MALLOC_ENV["MALLOC_MMAP_THRESHOLD_"]) >= 2**27 and int(MALLOC_ENV["MALLOC_TRIM_THRESHOLD_"]) >= 2**28
+    for name, wanted in MALLOC_ENV.items():
+        (value,) = two_thread_worker.run(_worker_env, name).values()
+        assert value == wanted, name
     (mkl,) = two_thread_worker.run(_worker_env, "MKL_NUM_THREADS").values()
     assert mkl == "1"  # the nanny's other settings stay
+    # what the setting is for: a 64 MB array allocated again and again is not faulted in again
+    (faults,) = two_thread_worker.run(_refaults, 64).values()
+    assert faults < 100, faults
 
 
-def test_femfreq_workers_go_without_it_after_a_plain_dask_cluster_set_it_here(monkeypatch):
+def _refaults(mb):
+    """Minor page faults of allocating and filling an ``mb`` MB array, after a first such array was freed."""
+    import resource
+
+    n = mb * 2**20 // 8
+    a = np.ones(n)
+    del a
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    a = np.ones(n)
+    del a
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
+
+
+def test_femfreq_workers_get_their_setting_after_a_plain_dask_cluster_set_dasks_here(monkeypatch):
     # a dask nanny leaves its pre-spawn environment in the process that started it
     from distributed import LocalCluster
 
-    monkeypatch.delenv("MALLOC_TRIM_THRESHOLD_", raising=False)
+    from femfreq.execute import MALLOC_ENV
+
+    for name in MALLOC_ENV:
+        monkeypatch.delenv(name, raising=False)
     with LocalCluster(n_workers=1, threads_per_worker=1, processes=True, dashboard_address=None):
         pass
     assert os.environ.get("MALLOC_TRIM_THRESHOLD_") == "65536"
     with open_client(Local(n_workers=1, dashboard=False)) as client:
-        (value,) = client.run(_worker_env, "MALLOC_TRIM_THRESHOLD_").values()
-    assert value is None
-    assert os.environ.get("MALLOC_TRIM_THRESHOLD_") == "65536"  # this process's own environment is left as found
+        got = {name: next(iter(client.run(_worker_env, name).values())) for name in MALLOC_ENV}
+    assert got == MALLOC_ENV
+    # this process's own environment is left as found: dask's value, and no mmap threshold
+    assert os.environ.get("MALLOC_TRIM_THRESHOLD_") == "65536"
+    assert "MALLOC_MMAP_THRESHOLD_" not in os.environ
 
 
 @needs_mkl
@@ -225,4 +251,6 @@ def test_jobqueue_workers_get_the_malloc_setting_in_their_job_script():
     with open_client(JobQueue("slurm", n_workers=0, options=opts, timeout=10)) as client:
         script = client.cluster.job_script()
     assert "module load x" in script
-    assert "export DASK_DISTRIBUTED__NANNY__PRE_SPAWN_ENVIRON=\"{'MALLOC_TRIM_THRESHOLD_': None}\"" in script
+    name, value = WORKER_ENV_SETTING
+    assert f'export {name}="{value}"' in script
+    assert ast.literal_eval(value) == MALLOC_ENV  # what dask reads from that variable

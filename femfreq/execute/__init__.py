@@ -23,6 +23,7 @@ import importlib
 
 __all__ = [
     "KEEP_REPLICAS_CONFIG",
+    "MALLOC_ENV",
     "WORKER_CONFIG",
     "WORKER_ENV_SETTING",
     "ChunkResult",
@@ -37,6 +38,7 @@ __all__ = [
 
 _HOMES = {
     "KEEP_REPLICAS_CONFIG": "_common",
+    "MALLOC_ENV": "_common",
     "WORKER_CONFIG": "_common",
     "WORKER_ENV_SETTING": "_common",
     "dashboard_link": "_common",

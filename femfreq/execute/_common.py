@@ -6,7 +6,7 @@ import contextlib
 import logging
 import os
 
-__all__ = ["KEEP_REPLICAS_CONFIG", "WORKER_CONFIG", "WORKER_ENV_SETTING", "dashboard_link"]
+__all__ = ["KEEP_REPLICAS_CONFIG", "MALLOC_ENV", "WORKER_CONFIG", "WORKER_ENV_SETTING", "dashboard_link"]
 
 # the announcements are for the user: one logger name for every kind of cluster
 logger = logging.getLogger(__package__)
@@ -17,45 +17,61 @@ logger = logging.getLogger(__package__)
 #: (e.g. RetireWorker, added when a worker is retired).
 KEEP_REPLICAS_CONFIG = {"distributed.scheduler.active-memory-manager.policies": []}
 
-#: dask config for the worker processes femfreq starts (with :data:`KEEP_REPLICAS_CONFIG`).
-#: dask's nanny exports ``MALLOC_TRIM_THRESHOLD_=65536`` to its workers; any explicit
-#: threshold also freezes glibc's mmap threshold at 128 KiB, so every array above that
-#: is mapped afresh and faulted in page by page each time it is allocated (figures in
-#: docs/scaling.md and ``benchmarks/bench_workers.py``). None drops the variable from the
-#: nanny's environment: glibc's dynamic thresholds, and a value the user exported stays.
+#: glibc's malloc settings of the worker processes femfreq starts. dask's nanny exports
+#: ``MALLOC_TRIM_THRESHOLD_=65536``, which also freezes glibc's mmap threshold at 128 KiB:
+#: every array above that is mapped afresh and faulted in page by page each time it is
+#: allocated. glibc's own dynamic threshold stops at 32 MiB, and a fast sub-band's tall
+#: blocks are larger on a big model (n doubles x 8..32 columns: 39-157 MB at 613k DOF),
+#: so they were faulted in afresh on every pass (15-20 % of a band's time in the kernel).
+#: Up to 256 MiB an array now comes from the heap and goes back to it, and the heap keeps
+#: up to 512 MiB of free memory at its top instead of handing it back at once; larger
+#: arrays (a basis) are still mapped. The resident memory of a worker then stays near its
+#: peak, which the worker plan counts anyway (figures in docs/scaling.md and
+#: ``benchmarks/bench_workers.py``).
+MALLOC_ENV = {"MALLOC_MMAP_THRESHOLD_": str(256 * 2**20), "MALLOC_TRIM_THRESHOLD_": str(512 * 2**20)}
+
+#: dask config for the worker processes femfreq starts (with :data:`KEEP_REPLICAS_CONFIG`):
+#: the nanny's ``pre-spawn-environ`` gets :data:`MALLOC_ENV` (a value exported in the
+#: environment that starts the workers wins, as everywhere in dask).
 WORKER_CONFIG = {
     **KEEP_REPLICAS_CONFIG,
-    "distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None,
+    **{f"distributed.nanny.pre-spawn-environ.{name}": value for name, value in MALLOC_ENV.items()},
 }
 
 #: The same setting as an environment variable, for workers femfreq does not start
 #: (``dask worker`` from a shell, a batch job script): dask merges this mapping into
 #: the nanny's ``pre-spawn-environ``, the other entries keep their defaults.
-WORKER_ENV_SETTING = ("DASK_DISTRIBUTED__NANNY__PRE_SPAWN_ENVIRON", "{'MALLOC_TRIM_THRESHOLD_': None}")
+WORKER_ENV_SETTING = ("DASK_DISTRIBUTED__NANNY__PRE_SPAWN_ENVIRON",
+                      "{" + ", ".join(f"'{k}': '{v}'" for k, v in MALLOC_ENV.items()) + "}")
 
 
 @contextlib.contextmanager
 def _spawn_environment():
-    """``os.environ`` for starting femfreq's workers: without dask's malloc setting.
+    """``os.environ`` for starting femfreq's workers, and as it was afterwards.
 
     A dask nanny writes its ``pre-spawn-environ`` into the environment of the process
-    that starts it, for good: after any plain dask cluster in this process, every later
-    worker would inherit ``MALLOC_TRIM_THRESHOLD_``. Removed while the workers start
-    when it holds dask's own value (a value the user chose stays), then restored.
+    that starts it, for good: after any plain dask cluster in this process,
+    ``MALLOC_TRIM_THRESHOLD_`` holds dask's value, which would win over
+    :data:`MALLOC_ENV`. It is removed while the workers start when it holds dask's own
+    value (a value the user chose stays); afterwards the variables of :data:`MALLOC_ENV`
+    are as they were found (the nanny wrote them into this process's environment).
     """
     import dask
 
+    before = {name: os.environ.get(name) for name in MALLOC_ENV}
     name = "MALLOC_TRIM_THRESHOLD_"
     dasks = dask.config.get(f"distributed.nanny.pre-spawn-environ.{name}", default=None)
-    value = os.environ.get(name)
-    drop = value is not None and dasks is not None and value == str(dasks)
-    if drop:
+    value = before[name]
+    if value is not None and dasks is not None and value == str(dasks) and value != MALLOC_ENV[name]:
         del os.environ[name]
     try:
         yield
     finally:
-        if drop:
-            os.environ[name] = value
+        for key, old in before.items():
+            if old is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = old
 
 
 def dashboard_link(client) -> str | None:

@@ -364,7 +364,7 @@ def _local_client(where, *, worker_bytes=None, what="the sweep"):
         kwargs.update(security=security, protocol="tls://")
     if where.memory_limit is not None:
         kwargs["memory_limit"] = max(1, where.memory_limit // n_workers)
-    # dask's value is read here, before WORKER_CONFIG drops it
+    # dask's own value is read here, before WORKER_CONFIG replaces it
     with _spawn_environment(), dask.config.set(WORKER_CONFIG), _sigint_deferred() as interrupt:
         cluster = LocalCluster(
             n_workers=n_workers,
