@@ -62,7 +62,7 @@ def _spawn_environment():
     name = "MALLOC_TRIM_THRESHOLD_"
     dasks = dask.config.get(f"distributed.nanny.pre-spawn-environ.{name}", default=None)
     value = before[name]
-    if value is not None and dasks is not None and value == str(dasks) and value != MALLOC_ENV[name]:
+    if value is not None and dasks is not None and value == str(dasks):
         del os.environ[name]
     try:
         yield
