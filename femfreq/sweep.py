@@ -484,10 +484,10 @@ def _attach_late(client, system, system_future, future) -> None:
     t0 = time.perf_counter()
     _attach_ordering(system, future)
     perm = ordering_of(system)
-    if perm is not None:
-        given = client.run(_attach_to_copy, system_future.key, perm)
+    if perm is not None:  # a worker that fails here (one just lost) costs no frequency: dask handles its tasks
+        given = client.run(_attach_to_copy, system_future.key, perm, on_error="return")
         log.debug("node ordering given to %d of %d workers' copies of the system (%.2f s after they held it)",
-                  sum(given.values()), len(given), time.perf_counter() - t0)
+                  sum(v is True for v in given.values()), len(given), time.perf_counter() - t0)
 
 
 def _attach_to_copy(key, perm, dask_worker=None) -> bool:
