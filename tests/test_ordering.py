@@ -137,7 +137,7 @@ def test_an_ordering_that_ends_after_the_system_left_reaches_the_workers(monkeyp
         return real(*args, **kwargs)
 
     monkeypatch.setattr(ordering, "node_ordering", slow)
-    caplog.set_level(logging.DEBUG, logger="femfreq.sweep")
+    caplog.set_level(logging.DEBUG, logger="femfreq")
     freqs = np.linspace(0.0, 400.0, 64)
     model = load_model("satellite", level=2)
     r = femfreq.solve(model, method="fast", freqs_hz=freqs, cluster=Local(n_workers=2, dashboard=False),
