@@ -69,11 +69,6 @@ def worker_rss() -> int:
     return 0
 
 
-def env_value(name):
-    """This process's environment variable ``name`` (None if unset)."""
-    return os.environ.get(name)
-
-
 def malloc_env():
     """This process's glibc malloc thresholds from its environment, as one short string."""
     return ", ".join(f"{k}={os.environ.get(k)}" for k in ("MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_"))
@@ -225,10 +220,11 @@ def run(quick: bool = True, level: int | None = None) -> dict:
     dict
         ``{"name", "rows", "notes"}``.
     """
-    only_level, only_malloc = level, level is not None
-    level, band, n_direct, repeats = (3, 100, 8, 3) if quick else (5, 150, 6, 3)
+    only_malloc = level is not None
     if only_malloc:
-        level, band = int(only_level), 150
+        level, band, n_direct, repeats = int(level), 150, 0, 3
+    else:
+        level, band, n_direct, repeats = (3, 100, 8, 3) if quick else (5, 150, 6, 3)
     t0 = time.perf_counter()
     system = _system(level)
     build_s = time.perf_counter() - t0
@@ -238,9 +234,10 @@ def run(quick: bool = True, level: int | None = None) -> dict:
         rows += _thread_rows(system, n_direct, repeats)
         rows += _memory_rows(system)
     load_after = os.getloadavg()[0]
+    direct = f"direct chunks of {n_direct} frequencies; " if n_direct else ""
     notes = (
         f"satellite level {level}: {system.n:,} DOF, nnz {system.nnz:,} (built in {build_s:.1f} s); fast "
-        f"sub-band of {band} frequencies 300-420 Hz, g = 0.02, C = 0; direct chunks of {n_direct} frequencies; "
+        f"sub-band of {band} frequencies 300-420 Hz, g = 0.02, C = 0; {direct}"
         f"interleaved {repeats} times, medians. Machine: {os.cpu_count()} cores, shared: load average "
         f"{load_before:.1f} before, {load_after:.1f} after (above the core count the 2-thread speed-up is "
         "mostly lost to the other processes)."
