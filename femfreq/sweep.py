@@ -179,11 +179,8 @@ def solve(
             bar = _Progress(progress, freqs.size, freqs.size - todo.size, f"sweep {file_attrs['model_name']}")
             try:
                 if todo.size:
-                    # the System leaves for the workers without waiting for its ordering: they load
-                    # it while the ordering ends, and get the ordering before their first task
-                    late = _attach_ordering(system, ordering, wait=client is None)
                     chunks = _chunks(system, todo, freqs, P, method, where, calibration,
-                                     _recipe(model, system, where), client=client, ordering=late)
+                                     _recipe(model, system, where), client=client, ordering=ordering)
                     try:
                         for chunk in chunks:
                             writer.write_chunk(chunk)
@@ -242,8 +239,10 @@ def _chunks(system, todo, freqs, P, method, where, calibration, recipe=None, cli
     """Plan the frequencies ``todo`` and yield their ChunkResults, serially or on dask.
 
     ``client``: one already open on ``where`` (:func:`_system_and_client`), else one is opened here.
-    ``ordering``: the future of a node ordering not yet attached to ``system``; it is given
-    to the System and to every worker's copy before the first task (:func:`_attach_late`).
+    ``ordering``: the future of the model's node ordering, or None. On dask the System leaves
+    for the workers without waiting for it (they load the System while it ends); a late
+    ordering is given to the System and to every worker's copy before the first task
+    (:func:`~femfreq._startup._attach_late`).
     """
     from . import plan
 
@@ -266,6 +265,7 @@ def _chunks(system, todo, freqs, P, method, where, calibration, recipe=None, cli
     opened = (open_client(client) if client is not None else
               open_client(where, worker_bytes=plan.worker_memory_bytes(system.n, system.nnz, method),
                           what=_what(system.name, system.n, method)))
+    ordering = _attach_ordering(system, ordering, wait=False)  # the future still to attach, or None
     with opened as client:
         def tasks(system_future):  # planned once the System is on the workers
             _attach_late(client, system, system_future, ordering)

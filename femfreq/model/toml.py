@@ -19,8 +19,7 @@ from .. import _validate as v
 from ..errors import ReadError
 from ..mesh import mesh_levels, read_poly, read_triangle_mesh
 from .model import Damping, LoadHistory, Model
-from .selectors import _lost_load
-from .selectors import fixed_dofs_from, load_vector, output_dofs_from, select_nodes
+from .selectors import _lost_load, fixed_dofs_from, load_vector, output_dofs_from, select_nodes
 
 __all__ = ["load_model", "models_dir", "shipped_models"]
 
